@@ -1,0 +1,34 @@
+"""Logged metric names, defined once: modules log them, callbacks/checkpoints/sweeps read them.
+
+Every key is ``"{stage}/{name}"`` with stage in ``train``, ``val``, ``test``.
+"""
+
+from __future__ import annotations
+
+STAGES = ("train", "val", "test")
+
+
+def key(stage: str, name: str) -> str:
+    """``key("val", "loss") -> "val/loss"``; rejects unknown stages."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}")
+    return f"{stage}/{name}"
+
+
+LOSS = "loss"
+ACC = "acc"
+PRECISION = "precision"
+RECALL = "recall"
+F1 = "f1"
+ACC_BEST = "acc_best"
+MIOU = "miou"
+PIXEL_ACC = "pixel_acc"
+DICE = "dice"
+MIOU_BEST = "miou_best"
+KNN_ACC = "knn_acc"
+PRECISION_AT_1 = "precision_at_1"
+MAP_AT_R = "map_at_r"
+
+VAL_LOSS = key("val", LOSS)
+VAL_ACC = key("val", ACC)
+VAL_MIOU = key("val", MIOU)
