@@ -1,0 +1,248 @@
+"""Class-folder image datasets (``root/<class>/<image>``): index once, decode once, cache as uint8.
+
+The arrays returned here feed :class:`datamodules.arrays.ArrayDataset`. Any dataset laid out as one
+folder per class (CK+48, the autism faces, the face-expression folders) uses these two functions:
+
+>>> index = index_class_folders("CK+48")                       # doctest: +SKIP
+>>> images = load_images(index.paths, size=48, cache_dir=cache_root() / "ckplus")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm.auto import tqdm
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+"""File suffixes treated as images (compared case-insensitively)."""
+
+COLORS: tuple[str, ...] = ("gray", "rgb")
+
+# Bump when the decoding/resizing code changes, so stale caches are never reused.
+_CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FolderIndex:
+    """The images found under a class-folder root.
+
+    Attributes:
+        paths: Image files, grouped by class in ``classes`` order, sorted by name within a class.
+        labels: ``(N,)`` int64 class index of each path (an index into ``classes``).
+        classes: Class names; label ``i`` is ``classes[i]``.
+    """
+
+    paths: list[Path]
+    labels: np.ndarray
+    classes: list[str]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def counts(self) -> dict[str, int]:
+        """Images per class, in ``classes`` order."""
+        counts = np.bincount(self.labels, minlength=len(self.classes))
+        return {name: int(c) for name, c in zip(self.classes, counts, strict=True)}
+
+
+def is_image_file(path: Path) -> bool:
+    """True for a regular file whose suffix is in :data:`IMAGE_EXTENSIONS` (any case)."""
+    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def index_class_folders(root: str | Path, classes: Sequence[str] | None = None) -> FolderIndex:
+    """List ``root/<class>/<image>`` files with integer labels.
+
+    Only files directly inside a class folder count; hidden entries (names starting with ``.``)
+    are skipped; other non-image files are ignored and their count is logged.
+
+    Args:
+        root: Folder holding one sub-folder per class.
+        classes: Class folders to use, in label order. ``None`` uses every sub-folder, sorted by
+            name. Folders not listed are ignored (logged).
+
+    Returns:
+        The paths, their labels and the class names.
+
+    Raises:
+        FileNotFoundError: ``root`` does not exist or is not a folder, or a requested class
+            folder is missing.
+        ValueError: ``root`` has no class folders, a class folder holds no images, or
+            ``classes`` is empty or repeats a name.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise FileNotFoundError(
+            f"image folder root {root} {what}; expected a folder laid out as <root>/<class>/<image>"
+        )
+    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if classes is None:
+        if not found:
+            raise ValueError(
+                f"{root} has no class sub-folders; expected <root>/<class>/<image> "
+                "(one folder per class)"
+            )
+        names = found
+    else:
+        names = list(classes)
+        if not names:
+            raise ValueError("classes is empty; pass None to use every sub-folder of the root")
+        if len(set(names)) != len(names):
+            raise ValueError(f"classes repeats a name: {names}")
+        missing = [c for c in names if c not in found]
+        if missing:
+            raise FileNotFoundError(
+                f"class folder(s) {missing} not found under {root}; it holds {found}. "
+                "Fix the folder names or the classes argument."
+            )
+        extra = [c for c in found if c not in names]
+        if extra:
+            log.info("%s: ignoring folders not in classes: %s", root, extra)
+
+    paths: list[Path] = []
+    labels: list[int] = []
+    ignored = 0
+    for label, name in enumerate(names):
+        entries = sorted(p for p in (root / name).iterdir() if not p.name.startswith("."))
+        images = [p for p in entries if is_image_file(p)]
+        ignored += len(entries) - len(images)
+        if not images:
+            raise ValueError(
+                f"class folder {root / name} holds no images ({', '.join(IMAGE_EXTENSIONS)}); "
+                "add images or leave the class out with the classes argument"
+            )
+        paths.extend(images)
+        labels.extend([label] * len(images))
+    if ignored:
+        log.info("%s: ignored %d non-image entries in class folders", root, ignored)
+    return FolderIndex(paths=paths, labels=np.asarray(labels, dtype=np.int64), classes=names)
+
+
+def _target_hw(size: int | tuple[int, int] | None) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    hw = (size, size) if isinstance(size, int) else tuple(size)
+    if len(hw) != 2 or any(int(s) < 1 for s in hw):
+        raise ValueError(f"size must be a positive int or (height, width), got {size!r}")
+    return int(hw[0]), int(hw[1])
+
+
+def _decode(path: Path, color: str) -> np.ndarray:
+    # imdecode from bytes (not imread) so non-ASCII paths work on every platform.
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as err:
+        raise FileNotFoundError(f"cannot read image file {path}: {err}") from err
+    flag = cv2.IMREAD_GRAYSCALE if color == "gray" else cv2.IMREAD_COLOR
+    image = cv2.imdecode(data, flag) if data.size else None
+    if image is None:
+        raise ValueError(
+            f"cannot decode image file {path} (empty, truncated or not an image); "
+            "remove or replace it"
+        )
+    if color == "rgb":
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image
+
+
+def resize_image(image: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Resize a uint8 image to ``(height, width)``.
+
+    ``cv2.INTER_AREA`` when shrinking (it averages, so no aliasing), ``cv2.INTER_LINEAR`` when
+    enlarging; unchanged when the size already matches.
+    """
+    h, w = image.shape[:2]
+    if (h, w) == hw:
+        return image
+    shrink = hw[0] * hw[1] < h * w
+    return cv2.resize(
+        image, (hw[1], hw[0]), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    )
+
+
+def _cache_key(paths: Sequence[Path], hw: tuple[int, int] | None, color: str) -> str:
+    digest = hashlib.sha256(f"v{_CACHE_VERSION}|{hw}|{color}".encode())
+    for path in paths:
+        st = os.stat(path)
+        digest.update(f"|{Path(path).resolve()}|{st.st_mtime_ns}|{st.st_size}".encode())
+    return digest.hexdigest()[:24]
+
+
+def load_images(
+    paths: Sequence[Path],
+    size: int | tuple[int, int] | None,
+    color: str = "gray",
+    cache_dir: Path | None = None,
+) -> np.ndarray:
+    """Decode image files with OpenCV into one uint8 array, optionally cached as ``.npy``.
+
+    Args:
+        paths: Image files (e.g. ``FolderIndex.paths``).
+        size: Output ``(height, width)``, or an int for a square. Images of another size are
+            resized (``INTER_AREA`` to shrink, ``INTER_LINEAR`` to enlarge; aspect ratio is not
+            kept). ``None`` keeps the files' size, which must then be the same for all.
+        color: ``"gray"`` (one channel, OpenCV's luma conversion) or ``"rgb"``.
+        cache_dir: When given, the array is stored there as ``images-<hash>.npy``; the hash covers
+            the paths, their modification times and byte sizes and the options, so editing,
+            adding or removing a file makes a new cache entry.
+
+    Returns:
+        ``(N, H, W)`` uint8 for gray, ``(N, H, W, 3)`` uint8 for RGB.
+
+    Raises:
+        ValueError: Unknown ``color``, bad ``size``, no paths, an undecodable file, or differing
+            sizes with ``size=None`` (both files are named).
+        FileNotFoundError: A file is missing.
+    """
+    if color not in COLORS:
+        raise ValueError(f"color must be one of {COLORS}, got {color!r}")
+    hw = _target_hw(size)
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ValueError("load_images got no paths")
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"image file {path} does not exist")
+
+    cache_file = None
+    if cache_dir is not None:
+        cache_file = Path(cache_dir) / f"images-{_cache_key(paths, hw, color)}.npy"
+        if cache_file.is_file():
+            try:
+                cached = np.load(cache_file)
+                if len(cached) == len(paths) and cached.dtype == np.uint8:
+                    log.debug("loaded %d images from cache %s", len(cached), cache_file)
+                    return cached
+            except (OSError, ValueError):
+                log.warning("ignoring unreadable image cache %s; rebuilding it", cache_file)
+
+    images: list[np.ndarray] = []
+    for path in tqdm(paths, desc="decoding images", unit="img", leave=False):
+        image = _decode(path, color)
+        if hw is not None:
+            image = resize_image(image, hw)
+        elif images and image.shape != images[0].shape:
+            raise ValueError(
+                f"images differ in size: {paths[0]} is {images[0].shape[:2]} but {path} is "
+                f"{image.shape[:2]}; pass size=(height, width) to resize them"
+            )
+        images.append(image)
+    array = np.stack(images).astype(np.uint8, copy=False)
+
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        # Write then rename, so concurrent processes never read a half-written cache.
+        tmp = cache_file.with_name(f"{cache_file.stem}.{os.getpid()}.tmp.npy")
+        np.save(tmp, array)
+        os.replace(tmp, cache_file)
+    return array
