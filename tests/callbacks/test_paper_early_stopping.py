@@ -1,0 +1,143 @@
+"""PaperEarlyStopping: the paper's patience-5 rule on a scripted val/loss sequence."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+import torch
+import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint
+from torch.utils.data import DataLoader, TensorDataset
+
+from callbacks.paper_early_stopping import PaperEarlyStopping
+
+LOGGER = "callbacks.paper_early_stopping"
+PRESETS = Path(__file__).resolve().parents[2] / "litlab" / "presets"
+
+
+class ScriptedLoss(pl.LightningModule):
+    """Logs ``losses[current_epoch]`` as val/loss, whatever the weights do."""
+
+    def __init__(self, losses: list[float]) -> None:
+        super().__init__()
+        self.losses = losses
+        self.layer = torch.nn.Linear(1, 1)
+        self.val_epochs: list[int] = []
+
+    def training_step(self, batch, batch_idx):
+        return self.layer(batch[0]).pow(2).mean()
+
+    def validation_step(self, batch, batch_idx):
+        if not self.trainer.sanity_checking:
+            self.val_epochs.append(self.current_epoch)
+        self.log("val/loss", self.losses[self.current_epoch])
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    def train_dataloader(self):
+        return DataLoader(TensorDataset(torch.ones(2, 1)), batch_size=2)
+
+    def val_dataloader(self):
+        return DataLoader(TensorDataset(torch.ones(2, 1)), batch_size=2)
+
+
+def _fit(tmp_path: Path, losses: list[float], max_epochs: int, **es_kwargs):
+    stopper = PaperEarlyStopping(**es_kwargs)
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", monitor="val/loss", mode="min", save_top_k=1)
+    module = ScriptedLoss(losses)
+    trainer = pl.Trainer(
+        max_epochs=max_epochs,
+        callbacks=[stopper, ckpt],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        num_sanity_val_steps=1,  # the sanity check must not count as an epoch
+        accelerator="cpu",
+    )
+    trainer.fit(module)
+    return trainer, stopper, ckpt, module
+
+
+def _messages(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == LOGGER]
+
+
+@pytest.mark.parametrize("check_on_train_epoch_end", [None, False])
+def test_stops_five_epochs_after_best_and_keeps_best(tmp_path, caplog, check_on_train_epoch_end):
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    losses = [1.0, 0.8, 0.9, 0.85, 0.95, 0.9, 0.99, 0.5, 0.4, 0.3]
+    trainer, stopper, ckpt, module = _fit(
+        tmp_path, losses, max_epochs=len(losses), check_on_train_epoch_end=check_on_train_epoch_end
+    )
+
+    # Best at epoch 1 (0.8); epochs 2..6 do not improve; the 5th miss stops the run.
+    assert module.val_epochs == [0, 1, 2, 3, 4, 5, 6]
+    assert stopper.stopped_epoch == 6
+    assert trainer.current_epoch == 7  # the loop counted epoch 6 as finished, then stopped
+    assert _messages(caplog) == [
+        "Loss decreased from inf to 1.000!",
+        "Loss decreased from 1.000 to 0.800!",
+        "Loss did not decrease for 1 epoch(s)!",
+        "Loss did not decrease for 2 epoch(s)!",
+        "Loss did not decrease for 3 epoch(s)!",
+        "Loss did not decrease for 4 epoch(s)!",
+        "Loss did not decrease for 5 epoch(s)!",
+        "Stopping training process because loss value did not decrease for 5 epochs!",
+    ]
+    assert re.search(r"epoch=1-", Path(ckpt.best_model_path).name), ckpt.best_model_path
+    assert ckpt.best_model_score.item() == pytest.approx(0.8)
+
+
+def test_improvement_resets_the_count(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    losses = [1.0, 1.1, 1.2, 0.9, 1.0, 0.95]
+    _, stopper, ckpt, module = _fit(tmp_path, losses, max_epochs=len(losses), patience=3)
+
+    assert module.val_epochs == [0, 1, 2, 3, 4, 5]  # never 3 misses in a row
+    assert stopper.stopped_epoch == 0
+    assert _messages(caplog) == [
+        "Loss decreased from inf to 1.000!",
+        "Loss did not decrease for 1 epoch(s)!",
+        "Loss did not decrease for 2 epoch(s)!",
+        "Loss decreased from 1.000 to 0.900!",
+        "Loss did not decrease for 1 epoch(s)!",
+        "Loss did not decrease for 2 epoch(s)!",
+    ]
+    assert re.search(r"epoch=3-", Path(ckpt.best_model_path).name), ckpt.best_model_path
+
+
+def test_silent_under_fast_dev_run(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    trainer = pl.Trainer(
+        fast_dev_run=True,
+        callbacks=[PaperEarlyStopping()],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        accelerator="cpu",
+    )
+    trainer.fit(ScriptedLoss([1.0]))
+    assert _messages(caplog) == []
+
+
+def test_defaults_are_the_papers():
+    stopper = PaperEarlyStopping()
+    assert (stopper.monitor, stopper.mode, stopper.patience) == ("val/loss", "min", 5)
+
+
+@pytest.mark.parametrize("preset", ["liver-deeplabv3plus", "liver-resnet"])
+def test_liver_presets_use_the_papers_rule(preset):
+    config = yaml.safe_load((PRESETS / f"{preset}.yaml").read_text())
+    (callback,) = [
+        c for c in config["trainer"]["callbacks"] if c["class_path"].endswith("PaperEarlyStopping")
+    ]
+    assert callback["class_path"] == "callbacks.paper_early_stopping.PaperEarlyStopping"
+    stopper = PaperEarlyStopping(**callback.get("init_args", {}))
+    assert (stopper.monitor, stopper.mode, stopper.patience) == ("val/loss", "min", 5)
