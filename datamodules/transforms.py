@@ -390,7 +390,9 @@ def _detector_label(detector: BoxDetector | None) -> str:
 
 
 def _log_fallbacks(result: Preprocessed, n: int, wanted: bool) -> None:
-    if wanted and result.fallbacks:
+    if wanted and result.detector == "none":
+        log.info("face detection unavailable: all %d images used whole", n)
+    elif wanted and result.fallbacks:
         log.info(
             "face detection (%s): no face found in %d of %d images; those are used whole",
             result.detector,
