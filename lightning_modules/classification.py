@@ -1,0 +1,231 @@
+"""Image classification: a timm backbone, cross-entropy, torchmetrics per stage."""
+
+from __future__ import annotations
+
+import logging
+
+import lightning.pytorch as pl
+import matplotlib.pyplot as plt
+import numpy as np
+import timm
+import torch
+from torch import nn
+from torchmetrics import MaxMetric, MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassPrecision,
+    MulticlassRecall,
+)
+
+from lightning_modules import keys
+from lightning_modules.optim import configure
+from lightning_modules.visuals import log_image
+
+log = logging.getLogger(__name__)
+
+STEMS = ("standard", "fer48")
+
+
+def adapt_stem_fer48(net: nn.Module, in_chans: int) -> None:
+    """Make a timm ResNet suit 48x48 input: the FER2013 paper's "modified" ResNet-50.
+
+    The standard stem (7x7 stride-2 conv, then 3x3 stride-2 max-pool) shrinks 48 px to 12 px
+    before the first residual stage, and to 2x2 at the last. Here the stem is one 3x3 stride-1
+    conv with 64 filters (+ the existing BN/ReLU) and no max-pool, so the stages see 48, 24,
+    12 and 6 px: the usual CIFAR-style adaptation. The residual stages are unchanged.
+
+    Raises:
+        ValueError: ``net`` is not a ResNet-family timm model (no ``conv1`` / ``maxpool``).
+    """
+    conv1 = getattr(net, "conv1", None)
+    if not isinstance(conv1, nn.Conv2d) or not hasattr(net, "maxpool"):
+        raise ValueError(
+            f"stem='fer48' needs a timm ResNet-family backbone (with conv1 and maxpool), got "
+            f"{type(net).__name__}; use stem='standard' for other backbones"
+        )
+    net.conv1 = nn.Conv2d(in_chans, conv1.out_channels, 3, stride=1, padding=1, bias=False)
+    net.maxpool = nn.Identity()
+
+
+def backbone_parameters(net: nn.Module) -> list[nn.Parameter]:
+    """Every parameter of a timm model except its classifier head's."""
+    head = {id(p) for p in net.get_classifier().parameters()}
+    return [p for p in net.parameters() if id(p) not in head]
+
+
+def confusion_figure(matrix: np.ndarray, class_names: list[str], title: str) -> plt.Figure:
+    """A confusion-matrix heatmap with counts and row-normalised colour."""
+    n = len(class_names)
+    norm = matrix / np.clip(matrix.sum(1, keepdims=True), 1, None)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * n, 0.8 + 0.7 * n), dpi=100)
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(n), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    for i in range(n):
+        for j in range(n):
+            colour = "white" if norm[i, j] > 0.5 else "black"
+            ax.text(j, i, int(matrix[i, j]), ha="center", va="center", color=colour, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+class ClassificationModule(pl.LightningModule):
+    """A timm classifier with the metrics the papers report.
+
+    Args:
+        backbone: Any ``timm.create_model`` name (``timm.list_models()`` lists them).
+        num_classes: Output classes.
+        in_chans: Input channels (1 for gray faces, 3 for RGB).
+        stem: ``"standard"`` (the paper's "state of the art" ResNet-50 as timm builds it) or
+            ``"fer48"`` (3x3 stride-1 stem without max-pool, see :func:`adapt_stem_fer48`).
+        pretrained: ``False``, a timm hub tag (``"resnet50.a1_in1k"``; needs network) or a local
+            file: a timm/torchvision state dict or a litlab checkpoint.
+        freeze_backbone_epochs: Train only the head for this many first epochs.
+        optimizer: ``sgd``, ``adam``, ``adamw`` or ``rmsprop``.
+        lr: Learning rate.
+        momentum: SGD/RMSprop momentum.
+        weight_decay: L2 penalty.
+        scheduler: ``none``, ``cosine``, ``step`` or ``plateau``.
+        class_names: Names for plots and per-class logs; defaults to ``class_0`` ...
+
+    Shape:
+        input: ``(B, in_chans, H, W)`` float; output logits ``(B, num_classes)``.
+    """
+
+    MONITOR = keys.VAL_ACC
+    MONITOR_MODE = "max"
+
+    def __init__(
+        self,
+        backbone: str = "resnet50",
+        num_classes: int = 7,
+        in_chans: int = 1,
+        stem: str = "standard",
+        pretrained: bool | str = False,
+        freeze_backbone_epochs: int = 0,
+        optimizer: str = "sgd",
+        lr: float = 0.01,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        scheduler: str = "none",
+        class_names: list[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if stem not in STEMS:
+            raise ValueError(f"stem must be one of {STEMS}, got {stem!r}")
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(f"{len(class_names)} class_names for num_classes={num_classes}")
+        self.class_names = list(class_names or [f"class_{i}" for i in range(num_classes)])
+        try:
+            self.net = timm.create_model(
+                backbone, pretrained=False, num_classes=num_classes, in_chans=in_chans
+            )
+        except RuntimeError as err:  # timm: "Unknown model (...)"
+            close = timm.list_models(f"*{backbone.split('.')[0][:6]}*")[:10]
+            raise ValueError(f"unknown timm backbone {backbone!r}; similar names: {close}") from err
+        if stem == "fer48":
+            adapt_stem_fer48(self.net, in_chans)
+        if pretrained:
+            from lightning_modules.pretrained import load_pretrained
+
+            load_pretrained(self.net, backbone if pretrained is True else str(pretrained))
+        self.criterion = nn.CrossEntropyLoss()
+        metrics = MetricCollection(
+            {
+                keys.ACC: MulticlassAccuracy(num_classes, average="micro"),
+                keys.PRECISION: MulticlassPrecision(num_classes, average="macro"),
+                keys.RECALL: MulticlassRecall(num_classes, average="macro"),
+                keys.F1: MulticlassF1Score(num_classes, average="macro"),
+            }
+        )
+        self.train_metrics = metrics.clone(prefix="train/")
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+        self.val_confusion = MulticlassConfusionMatrix(num_classes)
+        self.test_confusion = MulticlassConfusionMatrix(num_classes)
+        self.val_acc_best = MaxMetric()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def model_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(loss, predicted class (B,), target (B,))`` for one batch."""
+        x, y = batch
+        logits = self(x)
+        return self.criterion(logits, y), logits.argmax(1), y
+
+    def on_train_start(self) -> None:
+        self.val_acc_best.reset()
+
+    def on_train_epoch_start(self) -> None:
+        frozen = self.current_epoch < self.hparams.freeze_backbone_epochs
+        for p in backbone_parameters(self.net):
+            p.requires_grad_(not frozen)
+
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
+        loss, preds, y = self.model_step(batch)
+        self.train_metrics.update(preds, y)
+        self.log(keys.key("train", keys.LOSS), loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        loss, preds, y = self.model_step(batch)
+        self.val_metrics.update(preds, y)
+        self.val_confusion.update(preds, y)
+        self.log(keys.VAL_LOSS, loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log_dict(self.val_metrics, on_step=False, on_epoch=True, prog_bar=True)
+
+    def on_validation_epoch_end(self) -> None:
+        self.val_acc_best.update(self.val_metrics[keys.ACC].compute())
+        self.log(keys.key("val", keys.ACC_BEST), self.val_acc_best.compute(), prog_bar=True)
+        matrix = self.val_confusion.compute()
+        self.val_confusion.reset()
+        if not self.trainer.sanity_checking:
+            self._log_confusion("val/confusion_matrix", matrix)
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        loss, preds, y = self.model_step(batch)
+        self.test_metrics.update(preds, y)
+        self.test_confusion.update(preds, y)
+        self.log(keys.key("test", keys.LOSS), loss, on_step=False, on_epoch=True)
+        self.log_dict(self.test_metrics, on_step=False, on_epoch=True)
+
+    def on_test_epoch_end(self) -> None:
+        matrix = self.test_confusion.compute()
+        self.test_confusion.reset()
+        self._log_confusion("test/confusion_matrix", matrix)
+
+    def predict_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(x).softmax(1)
+
+    def _log_confusion(self, key: str, matrix: torch.Tensor) -> None:
+        array = matrix.cpu().numpy()
+        title = f"{key.split('/')[0]} confusion, epoch {self.current_epoch}"
+        log_image(self, key, confusion_figure(array, self.class_names, title))
+
+    def configure_optimizers(self) -> dict:
+        h = self.hparams
+        return configure(
+            self,
+            self.parameters(),
+            h.optimizer,
+            h.lr,
+            h.momentum,
+            h.weight_decay,
+            h.scheduler,
+            self.trainer.max_epochs or 1,
+        )

@@ -1,0 +1,266 @@
+"""The ``litlab`` command: LightningCLI with presets, run folders, loggers and test-after-fit.
+
+``litlab fit --config fer2013-resnet50 --trainer.max_epochs=3`` trains a preset;
+``litlab presets`` lists them; ``litlab sweep``, ``cv``, ``preview`` and ``report`` are
+dispatched to their own modules.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+
+from litlab.presets import PRESET_DIR, preset_description, preset_names, resolve_preset
+
+log = logging.getLogger(__name__)
+
+RUN_DIR_ENV = "LITLAB_RUN_DIR"  # shared by DDP ranks, which re-run the command line
+EXTRA_COMMANDS = {
+    "sweep": ("sweeps.cli", "Optuna search over a preset's hyperparameters"),
+    "cv": ("litlab.cv", "k-fold cross-validation of a preset, mean and std per metric"),
+    "preview": ("litlab.preview", "PNG grid of a preset's preprocessing stages per class"),
+    "report": ("litlab.report", "tables and figures comparing runs with the papers"),
+}
+
+
+def wandb_mode(requested: str) -> str:
+    """``auto`` means online when ``WANDB_API_KEY`` is set, offline otherwise."""
+    if requested not in ("auto", "online", "offline", "disabled"):
+        raise ValueError(f"wandb_mode must be auto, online, offline or disabled, got {requested!r}")
+    env = os.environ.get("WANDB_MODE")
+    if requested == "auto":
+        return env or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
+    return requested
+
+
+def build_loggers(run_dir: Path, preset: str, mode: str, group: str | None = None) -> list[Logger]:
+    """CSV logs always; a W&B run (offline unless online is asked for) unless disabled."""
+    loggers: list[Logger] = [CSVLogger(save_dir=str(run_dir), name="", version="csv")]
+    if mode != "disabled":
+        os.environ.setdefault("WANDB_SILENT", "true")
+        loggers.append(
+            WandbLogger(
+                save_dir=str(run_dir),
+                project=os.environ.get("WANDB_PROJECT", "litlab"),
+                group=group or preset,
+                name=f"{preset}-{run_dir.name}",
+                offline=mode == "offline",
+                mode=mode,
+                tags=[preset],
+            )
+        )
+    return loggers
+
+
+class LitlabCLI(LightningCLI):
+    """LightningCLI that adds run folders, loggers, checkpointing and a test after fit.
+
+    Every run writes to ``<output_dir>/<preset>/<YYYYmmdd-HHMMSS>/``: ``checkpoints/best.ckpt``
+    and ``last.ckpt``, ``csv/metrics.csv``, ``wandb/`` and ``images/``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.test_results: dict[str, float] = {}
+        kwargs.setdefault("subclass_mode_model", True)
+        kwargs.setdefault("subclass_mode_data", True)
+        kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        kwargs.setdefault("auto_configure_optimizers", False)  # modules own their optimisers
+        super().__init__(pl.LightningModule, pl.LightningDataModule, *args, **kwargs)
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--output_dir", type=str, default="runs", help="Root folder for run outputs"
+        )
+        parser.add_argument(
+            "--preset_name", type=str, default="", help="Run-folder name (defaults to the config's)"
+        )
+        parser.add_argument(
+            "--wandb_mode",
+            type=str,
+            default="auto",
+            help="auto (online iff WANDB_API_KEY), online, offline, disabled",
+        )
+        parser.add_argument(
+            "--wandb_group", type=str, default="", help="W&B group (default: the preset)"
+        )
+        parser.add_argument(
+            "--test_after_fit", type=bool, default=True, help="Test the best checkpoint after fit"
+        )
+
+    # -- helpers -------------------------------------------------------------------------
+    def _cfg(self, name: str, default: Any = None) -> Any:
+        return self._get(self.config, name, default)
+
+    def _preset(self) -> str:
+        if self._cfg("preset_name"):
+            return self._cfg("preset_name")
+        configs = self._cfg("config") or []
+        return Path(str(configs[0])).stem if configs else "custom"
+
+    def _run_dir(self) -> Path:
+        if os.environ.get(RUN_DIR_ENV):
+            return Path(os.environ[RUN_DIR_ENV])
+        run_dir = Path(self._cfg("output_dir")) / self._preset() / time.strftime("%Y%m%d-%H%M%S")
+        while run_dir.exists():  # two runs in the same second: keep both
+            run_dir = run_dir.with_name(run_dir.name + "-1")
+        os.environ[RUN_DIR_ENV] = str(run_dir)
+        return run_dir
+
+    def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
+        trainer_cfg = self._get(self.config_init, "trainer", default={})
+        if trainer_cfg.get("default_root_dir"):
+            run_dir = Path(trainer_cfg["default_root_dir"])
+        else:
+            run_dir = self._run_dir()
+            kwargs["default_root_dir"] = str(run_dir)
+        callbacks = list(trainer_cfg.get("callbacks") or [])
+        if trainer_cfg.get("logger") in (None, True):
+            mode = wandb_mode(self._cfg("wandb_mode"))
+            kwargs["logger"] = build_loggers(
+                run_dir, self._preset(), mode, self._cfg("wandb_group") or None
+            )
+            callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+        if (
+            not any(isinstance(c, ModelCheckpoint) for c in callbacks)
+            and trainer_cfg.get("enable_checkpointing", True) is not False
+        ):
+            callbacks.append(
+                ModelCheckpoint(
+                    dirpath=str(run_dir / "checkpoints"),
+                    filename="best",
+                    monitor=getattr(self.model, "MONITOR", "val/loss"),
+                    mode=getattr(self.model, "MONITOR_MODE", "min"),
+                    save_last=True,
+                    auto_insert_metric_name=False,
+                )
+            )
+        kwargs["callbacks"] = callbacks
+        return super().instantiate_trainer(**kwargs)
+
+    def before_fit(self) -> None:
+        names = getattr(self.datamodule, "class_names", None)
+        hparams = getattr(self.model, "hparams", {})
+        if names and "class_names" in hparams and hparams.get("class_names") is None:
+            log.info("class names from the data: %s", names)
+            self.model.class_names = list(names)
+
+    def after_fit(self) -> None:
+        trainer = self.trainer
+        if not self._cfg("test_after_fit") or trainer.interrupted:
+            return
+        ckpt = trainer.checkpoint_callback
+        best = ckpt.best_model_path if ckpt is not None and ckpt.best_model_path else None
+        if best is None and not trainer.fast_dev_run:
+            log.warning("no best checkpoint was saved; testing the final weights")
+        results = trainer.test(
+            self.model, datamodule=self.datamodule, ckpt_path=best, verbose=False
+        )
+        self.test_results = {k: float(v) for k, v in (results[0] if results else {}).items()}
+        if trainer.is_global_zero:
+            print_summary(self.test_results, Path(trainer.default_root_dir), best)
+
+
+def print_summary(metrics: dict[str, float], run_dir: Path, best: str | None) -> None:
+    """The test metrics as a table, and where the run's files are."""
+    if metrics:
+        width = max(len(k) for k in metrics)
+        print("\n" + "test metric".ljust(width) + "   value")
+        print("-" * (width + 11))
+        for name, value in sorted(metrics.items()):
+            print(f"{name.ljust(width)}   {value:.4f}")
+    print(f"\nrun folder:      {run_dir}")
+    if best:
+        print(f"best checkpoint: {best}")
+    images = (
+        sorted((run_dir / "images").glob("test_*.png")) if (run_dir / "images").is_dir() else []
+    )
+    for image in images:
+        print(f"figure:          {image}")
+
+
+def resolve_config_args(argv: list[str]) -> list[str]:
+    """Replace ``--config NAME`` (and ``--config=NAME``) preset names by their YAML paths."""
+    out: list[str] = []
+    it = iter(range(len(argv)))
+    for i in it:
+        arg = argv[i]
+        if arg == "--config" and i + 1 < len(argv):
+            out += [arg, str(resolve_preset(argv[i + 1]))]
+            next(it, None)
+        elif arg.startswith("--config="):
+            out.append("--config=" + str(resolve_preset(arg.split("=", 1)[1])))
+        else:
+            out.append(arg)
+    return out
+
+
+def run_cli(argv: list[str]) -> LitlabCLI:
+    """Run ``litlab <subcommand> ...`` in this process and return the CLI object."""
+    owns_env = RUN_DIR_ENV not in os.environ
+    try:
+        return LitlabCLI(args=resolve_config_args(argv))
+    finally:
+        if owns_env:
+            os.environ.pop(RUN_DIR_ENV, None)
+
+
+def fit_and_test(args: list[str]) -> dict[str, float]:
+    """``litlab fit <args>`` then test of the best checkpoint; returns the test metrics."""
+    return run_cli(["fit", *args]).test_results
+
+
+def list_presets() -> None:
+    names = preset_names()
+    width = max((len(n) for n in names), default=0)
+    for name in names:
+        print(f"{name.ljust(width)}  {preset_description(PRESET_DIR / f'{name}.yaml')}")
+
+
+def _usage() -> str:
+    lines = [
+        "usage: litlab {fit,validate,test,predict} --config <preset|file.yaml> [--dotted.overrides]",
+        "       litlab presets",
+    ]
+    lines += [f"       litlab {name:<8} {desc}" for name, (_, desc) in EXTRA_COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        if argv:
+            print("\nLightning subcommands (litlab fit --help for every option):")
+            run_cli(["--help"])
+        return 0
+    command = argv[0]
+    if command == "presets":
+        list_presets()
+        return 0
+    if command in EXTRA_COMMANDS:
+        module = importlib.import_module(EXTRA_COMMANDS[command][0])
+        return int(module.main(argv[1:]) or 0)
+    try:
+        run_cli(argv)
+    except (FileNotFoundError, ValueError) as err:
+        if os.environ.get("LITLAB_DEBUG"):
+            raise
+        print(f"litlab: error: {err}\n(set LITLAB_DEBUG=1 to see the traceback)", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
