@@ -169,6 +169,13 @@ class LitlabCLI(LightningCLI):
         if trainer.is_global_zero:
             print_summary(self.test_results, Path(trainer.default_root_dir), best)
 
+    def after_test(self) -> None:
+        self.test_results = {
+            k: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith("test/")
+        }
+        if self.trainer.is_global_zero:
+            print_summary(self.test_results, Path(self.trainer.default_root_dir), None)
+
 
 def print_summary(metrics: dict[str, float], run_dir: Path, best: str | None) -> None:
     """The test metrics as a table, and where the run's files are."""
@@ -204,11 +211,17 @@ def resolve_config_args(argv: list[str]) -> list[str]:
     return out
 
 
-def run_cli(argv: list[str]) -> LitlabCLI:
-    """Run ``litlab <subcommand> ...`` in this process and return the CLI object."""
+def run_cli(argv: list[str], extra_callbacks: list[pl.Callback] | None = None) -> LitlabCLI:
+    """Run ``litlab <subcommand> ...`` in this process and return the CLI object.
+
+    Args:
+        argv: The command line after ``litlab``.
+        extra_callbacks: Callbacks added to the Trainer on top of the config's (sweeps use this).
+    """
     owns_env = RUN_DIR_ENV not in os.environ
+    defaults = {"callbacks": list(extra_callbacks)} if extra_callbacks else None
     try:
-        return LitlabCLI(args=resolve_config_args(argv))
+        return LitlabCLI(args=resolve_config_args(argv), trainer_defaults=defaults)
     finally:
         if owns_env:
             os.environ.pop(RUN_DIR_ENV, None)

@@ -12,7 +12,7 @@ PRESET_DIR = Path(str(resources.files("litlab") / "presets"))
 
 def preset_names() -> list[str]:
     """Every shipped preset name, sorted."""
-    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml") if not p.name.endswith(".sweep.yaml"))
 
 
 def resolve_preset(name_or_path: str) -> Path:
