@@ -1,0 +1,467 @@
+"""Semantic segmentation: any segmentation_models_pytorch architecture, or the liver paper's ResNet baseline.
+
+Metrics are accumulated over the whole epoch (one confusion matrix per stage), the standard
+PASCAL VOC / Cityscapes definition. torchmetrics' ``segmentation.MeanIoU`` and ``DiceScore``
+instead average per image (``MeanIoU`` skips a class in images where it is absent, ``DiceScore``
+defaults to ``aggregation_level="samplewise"``); per-image averages weight a slice with a few liver
+pixels like a full one, and with them mIoU can exceed pixel accuracy. Dataset-level accumulation
+keeps every class IoU <= pixel accuracy in the 2-class case, an invariant the tests check.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import lightning.pytorch as pl
+import numpy as np
+import segmentation_models_pytorch as smp
+import torch
+from torch import nn
+from torchmetrics import MaxMetric, MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassF1Score,
+    MulticlassJaccardIndex,
+)
+
+from lightning_modules import keys
+from lightning_modules.networks.resnet_fcn import ResNetFCN
+from lightning_modules.optim import OPTIMIZERS, SCHEDULERS, configure
+from lightning_modules.visuals import log_image
+
+log = logging.getLogger(__name__)
+
+RESNET_FCN = "ResNetFCN"
+"""Arch name of the paper's plain ResNet baseline (our FCN-32s reading, see ``ResNetFCN``)."""
+
+LOSSES = ("ce", "dice", "ce+dice")
+
+# One colour per class for overlays (RGB uint8); class 0 (background) is left uncoloured.
+_PALETTE = np.array(
+    [
+        [0, 0, 0],
+        [230, 57, 70],
+        [42, 157, 143],
+        [233, 196, 106],
+        [69, 123, 157],
+        [244, 162, 97],
+        [131, 56, 236],
+        [255, 0, 110],
+    ],
+    dtype=np.uint8,
+)
+
+
+def available_architectures() -> list[str]:
+    """Every arch name ``SegmentationModule`` accepts (matched case-insensitively)."""
+    return sorted([cls.__name__ for cls in smp.MODEL_ARCHITECTURES_MAPPING.values()] + [RESNET_FCN])
+
+
+def build_network(
+    arch: str,
+    encoder_name: str = "resnet34",
+    encoder_weights: str | None = None,
+    in_channels: int = 1,
+    classes: int = 2,
+) -> nn.Module:
+    """Build a segmentation network by name.
+
+    Args:
+        arch: An smp architecture (``"DeepLabV3Plus"``, ``"Unet"``, ...) or ``"ResNetFCN"``.
+        encoder_name: smp encoder name (timm name for ``ResNetFCN``).
+        encoder_weights: ``None`` for random init, or e.g. ``"imagenet"`` (needs the weights
+            available offline or the network).
+        in_channels: Input channels.
+        classes: Output classes.
+
+    Returns:
+        A module mapping ``(B, in_channels, H, W)`` to logits ``(B, classes, H, W)``.
+
+    Raises:
+        ValueError: Unknown arch or encoder, listing what exists.
+    """
+    if arch.lower() == RESNET_FCN.lower():
+        if encoder_weights not in (None, "imagenet"):
+            raise ValueError(
+                f"ResNetFCN supports encoder_weights None or 'imagenet', got {encoder_weights!r}"
+            )
+        return ResNetFCN(encoder_name, in_channels, classes, pretrained=encoder_weights is not None)
+    if arch.lower() not in smp.MODEL_ARCHITECTURES_MAPPING:
+        raise ValueError(
+            f"unknown segmentation arch {arch!r}; choose one of {', '.join(available_architectures())}"
+        )
+    try:
+        return smp.create_model(
+            arch,
+            encoder_name=encoder_name,
+            encoder_weights=encoder_weights,
+            in_channels=in_channels,
+            classes=classes,
+        )
+    except KeyError as err:
+        # smp reports a bad encoder name as a KeyError whose text lists the valid encoders.
+        raise ValueError(f"{arch}: {err.args[0]}") from err
+
+
+class _SumLoss(nn.Module):
+    """Sum of several ``(logits, target) -> scalar`` losses, equally weighted."""
+
+    def __init__(self, *losses: nn.Module) -> None:
+        super().__init__()
+        self.losses = nn.ModuleList(losses)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return sum(loss(logits, target) for loss in self.losses)
+
+
+def build_loss(name: str) -> nn.Module:
+    """Build a multiclass segmentation loss taking logits ``(B, C, H, W)`` and a mask ``(B, H, W)``.
+
+    Args:
+        name: ``"ce"`` (cross-entropy), ``"dice"`` (smp soft Dice over all classes) or
+            ``"ce+dice"`` (their sum).
+
+    Raises:
+        ValueError: Unknown name.
+    """
+    key = name.lower().replace(" ", "")
+    if key == "ce":
+        return nn.CrossEntropyLoss()
+    if key == "dice":
+        return smp.losses.DiceLoss(mode="multiclass", from_logits=True)
+    if key == "ce+dice":
+        return _SumLoss(
+            nn.CrossEntropyLoss(), smp.losses.DiceLoss(mode="multiclass", from_logits=True)
+        )
+    raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+
+
+def segmentation_metrics(num_classes: int) -> MetricCollection:
+    """Epoch-level segmentation metrics on index masks, accumulated over every pixel seen.
+
+    Keys of ``compute()``: ``iou`` ``(C,)``, ``miou``, ``pixel_acc``, ``dice`` ``(C,)``,
+    ``mdice``. Dice per class equals the per-class F1 score over pixels. A class absent from both
+    truth and prediction for the whole epoch gets 0 in the per-class vectors and is left out of
+    ``miou``/``mdice`` (torchmetrics' macro average drops classes with ``tp + fp + fn == 0``).
+
+    Args:
+        num_classes: Number of classes ``C``.
+
+    Returns:
+        A collection whose ``update(preds, target)`` takes two int64 tensors ``(B, H, W)``.
+    """
+    # validate_args=False: the module checks mask values once per batch itself, and torchmetrics'
+    # own check runs torch.unique over every pixel on every step.
+    common = {"num_classes": num_classes, "validate_args": False}
+    return MetricCollection(
+        {
+            "iou": MulticlassJaccardIndex(average="none", **common),
+            "miou": MulticlassJaccardIndex(average="macro", **common),
+            "pixel_acc": MulticlassAccuracy(average="micro", **common),
+            "dice": MulticlassF1Score(average="none", **common),
+            "mdice": MulticlassF1Score(average="macro", **common),
+        }
+    )
+
+
+def _to_display(image: np.ndarray) -> np.ndarray:
+    """Float image ``(C, H, W)`` -> uint8 RGB ``(H, W, 3)``, min-max scaled for visibility."""
+    gray = image[0] if image.shape[0] != 3 else image.transpose(1, 2, 0)
+    lo, hi = float(gray.min()), float(gray.max())
+    scaled = (gray - lo) / (hi - lo) if hi > lo else np.zeros_like(gray)
+    rgb = (scaled * 255).round().astype(np.uint8)
+    return np.repeat(rgb[..., None], 3, axis=-1) if rgb.ndim == 2 else rgb
+
+
+def _blend(rgb: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """Tint the pixels of each non-background class in ``mask`` ``(H, W)`` with its palette colour."""
+    colours = _PALETTE[np.asarray(mask) % len(_PALETTE)].astype(np.float32)
+    out = rgb.astype(np.float32)
+    fg = (mask > 0)[..., None]
+    out = np.where(fg, (1 - alpha) * out + alpha * colours, out)
+    return out.round().astype(np.uint8)
+
+
+def overlay_grid(
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    preds: torch.Tensor,
+    max_rows: int = 4,
+    gap: int = 2,
+) -> np.ndarray:
+    """Lay out image / truth / prediction side by side, one sample per row.
+
+    Args:
+        images: ``(B, C, H, W)`` float images (any range; each is min-max scaled).
+        targets: ``(B, H, W)`` integer truth masks.
+        preds: ``(B, H, W)`` integer predicted masks.
+        max_rows: Show at most this many samples.
+        gap: White pixels between tiles.
+
+    Returns:
+        RGB uint8 array ``(rows * (H + gap) - gap, 3 * (W + gap) - gap, 3)``.
+    """
+    imgs = images.detach().float().cpu().numpy()
+    truth = targets.detach().cpu().numpy()
+    pred = preds.detach().cpu().numpy()
+    rows = min(max_rows, imgs.shape[0])
+    h, w = imgs.shape[-2:]
+    grid = np.full((rows * (h + gap) - gap, 3 * (w + gap) - gap, 3), 255, dtype=np.uint8)
+    for r in range(rows):
+        base = _to_display(imgs[r])
+        tiles = (base, _blend(base, truth[r]), _blend(base, pred[r]))
+        for c, tile in enumerate(tiles):
+            y, x = r * (h + gap), c * (w + gap)
+            grid[y : y + h, x : x + w] = tile
+    return grid
+
+
+def _size_multiple(net: nn.Module) -> int:
+    """The divisor smp models need for H and W (their encoder output stride), else 1."""
+    if getattr(net, "requires_divisible_input_shape", False):
+        return int(net.encoder.output_stride)
+    return 1
+
+
+class SegmentationModule(pl.LightningModule):
+    """Semantic segmentation with smp networks, CE/Dice losses and epoch-level IoU/PA/Dice.
+
+    Logged per stage (``train``/``val``/``test``): ``loss``, ``miou``, ``pixel_acc``, ``dice``
+    (mean over classes), ``iou_<class>``, ``dice_<class>``; plus ``val/miou_best``. On each
+    validation epoch the first batch is drawn as an image / truth / prediction grid
+    (``val/overlay``, via ``lightning_modules.visuals.log_image``).
+
+    Args:
+        arch: smp architecture name (see ``available_architectures()``) or ``"ResNetFCN"``,
+            the liver paper's plain ResNet baseline as we read it.
+        encoder_name: Encoder (smp name; timm name for ``ResNetFCN``).
+        encoder_weights: ``None`` (random init) or a pretrained weight name such as
+            ``"imagenet"``; pretrained weights need the network or a local cache.
+        in_channels: Image channels (1 for CT).
+        classes: Number of classes, >= 2 (background counts as a class).
+        loss: ``"ce"``, ``"dice"`` or ``"ce+dice"``.
+        optimizer: ``sgd``, ``adam``, ``adamw`` or ``rmsprop``.
+        lr: Learning rate.
+        momentum: Momentum for SGD/RMSprop.
+        weight_decay: Weight decay.
+        scheduler: ``none``, ``cosine``, ``step`` or ``plateau``.
+        class_names: One name per class for the per-class log keys; ``class0``, ``class1``, ...
+            when ``None``.
+        num_overlays: Samples drawn in the validation overlay grid; 0 turns it off.
+
+    Shape:
+        - batch: ``(image (B, in_channels, H, W) float, mask (B, H, W) int64)``.
+        - forward output: logits ``(B, classes, H, W)``.
+    """
+
+    MONITOR = keys.VAL_LOSS
+    MONITOR_MODE = "min"
+
+    def __init__(
+        self,
+        arch: str = "DeepLabV3Plus",
+        encoder_name: str = "resnet34",
+        encoder_weights: str | None = None,
+        in_channels: int = 1,
+        classes: int = 2,
+        loss: str = "ce",
+        optimizer: str = "adam",
+        lr: float = 1e-3,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        scheduler: str = "none",
+        class_names: list[str] | None = None,
+        num_overlays: int = 4,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if classes < 2:
+            raise ValueError(
+                f"classes must be >= 2 (background counts as a class), got {classes}; "
+                "use classes=2 for a binary mask"
+            )
+        if optimizer.lower() not in OPTIMIZERS:
+            raise ValueError(
+                f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
+            )
+        if scheduler.lower() not in SCHEDULERS:
+            raise ValueError(
+                f"unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)}"
+            )
+        if class_names is None:
+            class_names = [f"class{i}" for i in range(classes)]
+        if len(class_names) != classes:
+            raise ValueError(
+                f"class_names has {len(class_names)} names {list(class_names)} but classes={classes}; "
+                "give one name per class, background included"
+            )
+        self.class_names = [str(name).strip().replace(" ", "_") for name in class_names]
+
+        self.net = build_network(arch, encoder_name, encoder_weights, in_channels, classes)
+        self.criterion = build_loss(loss)
+        self._multiple = _size_multiple(self.net)
+
+        self.train_metrics = segmentation_metrics(classes)
+        self.val_metrics = segmentation_metrics(classes)
+        self.test_metrics = segmentation_metrics(classes)
+        self.val_miou_best = MaxMetric()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits for a batch of images.
+
+        Args:
+            x: ``(B, in_channels, H, W)``; smp nets need ``H`` and ``W`` divisible by the
+                encoder's output stride (16 for DeepLabV3Plus, 32 for Unet).
+
+        Returns:
+            ``(B, classes, H, W)`` logits.
+
+        Raises:
+            ValueError: Wrong rank/channels, or a size the network cannot take.
+        """
+        if x.ndim != 4 or x.shape[1] != self.hparams.in_channels:
+            raise ValueError(
+                f"expected images (B, {self.hparams.in_channels}, H, W), got {tuple(x.shape)}; "
+                "set model.in_channels to the data's channel count"
+            )
+        h, w = x.shape[-2:]
+        m = self._multiple
+        if h % m or w % m:
+            fit_h, fit_w = -(-h // m) * m, -(-w // m) * m
+            raise ValueError(
+                f"image size {h}x{w} is not divisible by {m}, which {self.hparams.arch} with "
+                f"encoder {self.hparams.encoder_name} needs; resize the data to a multiple of {m} "
+                f"(e.g. data.image_size={fit_h if h == w else f'({fit_h}, {fit_w})'}) or pad to "
+                f"{fit_h}x{fit_w}"
+            )
+        return self.net(x)
+
+    def _check_targets(self, images: torch.Tensor, targets: torch.Tensor) -> None:
+        """Fail with the fix instead of a CUDA assert deep inside the loss."""
+        if targets.shape != (images.shape[0], *images.shape[-2:]):
+            raise ValueError(
+                f"mask shape {tuple(targets.shape)} does not match images {tuple(images.shape)}; "
+                "expected (B, H, W) integer masks the size of the images"
+            )
+        if targets.is_floating_point():
+            raise ValueError(f"masks must hold integer class indices, got dtype {targets.dtype}")
+        lo, hi = int(targets.min()), int(targets.max())
+        if lo < 0 or hi >= self.hparams.classes:
+            raise ValueError(
+                f"mask values span [{lo}, {hi}] but classes={self.hparams.classes} allows "
+                f"0..{self.hparams.classes - 1}; map the mask values or set model.classes "
+                "(and data.num_classes) to match"
+            )
+
+    def model_step(
+        self, batch: Sequence[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Loss and predicted masks for one batch.
+
+        Args:
+            batch: ``(images (B, C, H, W) float, masks (B, H, W) int64)``.
+
+        Returns:
+            ``(loss scalar, preds (B, H, W) int64, targets (B, H, W) int64)``.
+        """
+        images, targets = batch[0], batch[1]
+        self._check_targets(images, targets)
+        targets = targets.long()
+        logits = self(images)
+        loss = self.criterion(logits, targets)
+        return loss, logits.argmax(dim=1), targets
+
+    def _shared_step(
+        self, stage: str, batch: Sequence[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        loss, preds, targets = self.model_step(batch)
+        getattr(self, f"{stage}_metrics").update(preds, targets)
+        self.log(
+            keys.key(stage, keys.LOSS),
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            sync_dist=True,
+            batch_size=targets.shape[0],
+        )
+        return loss, preds
+
+    def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """One optimisation step; returns the loss."""
+        loss, _ = self._shared_step("train", batch)
+        return loss
+
+    def validation_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> None:
+        """Accumulate validation loss/metrics; draw the overlay grid from the first batch."""
+        _, preds = self._shared_step("val", batch)
+        if (
+            batch_idx == 0
+            and self.hparams.num_overlays > 0
+            and not self.trainer.sanity_checking
+            and self.trainer.is_global_zero
+        ):
+            grid = overlay_grid(batch[0], batch[1], preds, max_rows=self.hparams.num_overlays)
+            log_image(self, keys.key("val", "overlay"), grid)
+
+    def test_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> None:
+        """Accumulate test loss/metrics."""
+        self._shared_step("test", batch)
+
+    def predict_step(
+        self, batch: Sequence[torch.Tensor] | torch.Tensor, batch_idx: int
+    ) -> torch.Tensor:
+        """Predicted masks ``(B, H, W)`` int64 for ``images`` or ``(images, ...)`` batches."""
+        images = batch if isinstance(batch, torch.Tensor) else batch[0]
+        return self(images).argmax(dim=1)
+
+    def on_train_start(self) -> None:
+        # The sanity check fills val metrics with an untrained net's scores; drop them.
+        self.val_metrics.reset()
+        self.val_miou_best.reset()
+
+    def _log_epoch_metrics(self, stage: str) -> torch.Tensor | None:
+        metrics: MetricCollection = getattr(self, f"{stage}_metrics")
+        if not any(m.update_called for m in metrics.values()):
+            return None
+        values = metrics.compute()
+        logs = {
+            keys.key(stage, keys.MIOU): values["miou"],
+            keys.key(stage, keys.PIXEL_ACC): values["pixel_acc"],
+            keys.key(stage, keys.DICE): values["mdice"],
+        }
+        for i, name in enumerate(self.class_names):
+            logs[keys.key(stage, f"iou_{name}")] = values["iou"][i]
+            logs[keys.key(stage, f"dice_{name}")] = values["dice"][i]
+        # compute() already synced the states across processes, so every rank logs the same value.
+        self.log_dict(logs, sync_dist=True)
+        metrics.reset()
+        return values["miou"]
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch_metrics("train")
+
+    def on_validation_epoch_end(self) -> None:
+        miou = self._log_epoch_metrics("val")
+        if miou is not None:
+            self.val_miou_best.update(miou)
+            self.log(keys.key("val", keys.MIOU_BEST), self.val_miou_best.compute(), sync_dist=True)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch_metrics("test")
+
+    def configure_optimizers(self) -> dict:
+        """Optimizer (and scheduler) from ``lightning_modules.optim``."""
+        return configure(
+            self,
+            self.parameters(),
+            self.hparams.optimizer,
+            self.hparams.lr,
+            self.hparams.momentum,
+            self.hparams.weight_decay,
+            self.hparams.scheduler,
+            self.trainer.max_epochs
+            if self.trainer.max_epochs and self.trainer.max_epochs > 0
+            else 1,
+        )

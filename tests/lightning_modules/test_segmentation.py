@@ -1,0 +1,330 @@
+"""SegmentationModule: the paper's network size, losses, epoch-level metrics, overlays."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning.pytorch as pl
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch.utils.data import DataLoader, TensorDataset
+
+from lightning_modules.segmentation import (
+    SegmentationModule,
+    available_architectures,
+    build_loss,
+    overlay_grid,
+    segmentation_metrics,
+)
+
+PRESETS = Path(__file__).resolve().parents[2] / "litlab" / "presets"
+# A small timm encoder through smp's "tu-" bridge keeps the training tests fast on 2 CPU cores.
+SMALL = {"arch": "Unet", "encoder_name": "tu-resnet10t"}
+
+
+def _preset_model_args(name: str) -> dict:
+    config = yaml.safe_load((PRESETS / f"{name}.yaml").read_text())
+    model = config["model"]
+    assert model["class_path"] == "lightning_modules.segmentation.SegmentationModule"
+    return dict(model.get("init_args", {}))
+
+
+def _blobs(n: int, size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bright discs on noise: images (n, 1, size, size) in [0, 1], masks (n, size, size)."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    images, masks = [], []
+    for _ in range(n):
+        cy, cx = torch.randint(size // 4, 3 * size // 4, (2,), generator=g).tolist()
+        r = size // 5
+        mask = ((yy - cy) ** 2 + (xx - cx) ** 2 <= r * r).long()
+        image = 0.2 + 0.6 * mask.float() + 0.1 * torch.rand(size, size, generator=g)
+        images.append(image[None])
+        masks.append(mask)
+    return torch.stack(images), torch.stack(masks)
+
+
+# --- the paper's network ------------------------------------------------------------------
+
+
+def test_liver_preset_network_has_the_papers_parameter_count():
+    module = SegmentationModule(**_preset_model_args("liver-deeplabv3plus"))
+    assert module.hparams.arch == "DeepLabV3Plus"
+    assert sum(p.numel() for p in module.parameters()) == 22_431_442
+    assert sum(p.numel() for p in module.parameters() if p.requires_grad) == 22_431_442
+    module.eval()
+    with torch.no_grad():
+        assert module(torch.rand(1, 1, 224, 224)).shape == (1, 2, 224, 224)
+
+
+def test_resnet_baseline_preset_builds_and_takes_any_size():
+    args = _preset_model_args("liver-resnet")
+    module = SegmentationModule(**args).eval()
+    assert module.hparams.arch == "ResNetFCN"
+    with torch.no_grad():
+        assert module(torch.rand(2, 1, 64, 64)).shape == (2, 2, 64, 64)
+        assert module(torch.rand(1, 1, 70, 50)).shape == (1, 2, 70, 50)  # no stride constraint
+    # FCN-32s: a ResNet-34 trunk (21,278,400 with a 1-channel stem) plus a 512->2 1x1 classifier.
+    assert sum(p.numel() for p in module.parameters()) == 21_278_400 + 512 * 2 + 2
+
+
+@pytest.mark.parametrize("arch", ["Unet", "fpn"])
+def test_forward_shapes_for_smp_architectures(arch):
+    module = SegmentationModule(arch=arch, encoder_name="tu-resnet10t", in_channels=3, classes=3)
+    module.eval()
+    with torch.no_grad():
+        assert module(torch.rand(2, 3, 64, 64)).shape == (2, 3, 64, 64)
+        preds = module.predict_step(torch.rand(2, 3, 64, 64), 0)
+    assert preds.shape == (2, 64, 64) and preds.dtype == torch.int64
+
+
+# --- errors that say the fix ----------------------------------------------------------------
+
+
+def test_unknown_arch_lists_what_exists():
+    with pytest.raises(ValueError, match="unknown segmentation arch 'DeepLabV4'") as err:
+        SegmentationModule(arch="DeepLabV4")
+    for name in ("DeepLabV3Plus", "Unet", "ResNetFCN"):
+        assert name in str(err.value)
+    assert "ResNetFCN" in available_architectures()
+
+
+def test_unknown_loss_and_encoder_and_classes():
+    with pytest.raises(ValueError, match="unknown loss 'focal'.*ce, dice, ce\\+dice"):
+        SegmentationModule(arch="Unet", encoder_name="resnet18", loss="focal")
+    with pytest.raises(ValueError, match="nope.*resnet34"):
+        SegmentationModule(arch="Unet", encoder_name="nope")
+    with pytest.raises(ValueError, match="unknown encoder 'nope' for ResNetFCN"):
+        SegmentationModule(arch="ResNetFCN", encoder_name="nope")
+    with pytest.raises(ValueError, match="classes must be >= 2"):
+        SegmentationModule(arch="ResNetFCN", encoder_name="resnet18", classes=1)
+    with pytest.raises(ValueError, match="class_names has 3 names"):
+        SegmentationModule(arch="ResNetFCN", encoder_name="resnet18", class_names=["a", "b", "c"])
+    with pytest.raises(ValueError, match="unknown optimizer 'lbfgs'"):
+        SegmentationModule(arch="ResNetFCN", encoder_name="resnet18", optimizer="lbfgs")
+
+
+def test_size_not_divisible_names_size_and_fix():
+    module = SegmentationModule(arch="DeepLabV3Plus", encoder_name="resnet18").eval()
+    with pytest.raises(ValueError, match=r"100x100 is not divisible by 16.*image_size=112"):
+        module(torch.rand(1, 1, 100, 100))
+    with pytest.raises(ValueError, match=r"expected images \(B, 1, H, W\)"):
+        module(torch.rand(1, 3, 64, 64))
+
+
+def test_mask_values_outside_classes_are_reported():
+    module = SegmentationModule(arch="ResNetFCN", encoder_name="resnet18", classes=2)
+    images = torch.rand(1, 1, 32, 32)
+    masks = torch.zeros(1, 32, 32, dtype=torch.long)
+    masks[0, 0, 0] = 255  # a 0/255 PNG mask loaded without mapping
+    with pytest.raises(ValueError, match=r"mask values span \[0, 255\] but classes=2"):
+        module.model_step((images, masks))
+    with pytest.raises(ValueError, match="does not match images"):
+        module.model_step((images, torch.zeros(1, 16, 16, dtype=torch.long)))
+
+
+# --- losses -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("loss", ["ce", "dice", "ce+dice"])
+def test_each_loss_decreases_when_overfitting(loss):
+    torch.manual_seed(0)
+    module = SegmentationModule(**SMALL, loss=loss)
+    images, masks = _blobs(2, 32)
+    opt = torch.optim.Adam(module.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(10):
+        loss_value, preds, targets = module.model_step((images, masks))
+        assert preds.shape == targets.shape == (2, 32, 32)
+        opt.zero_grad()
+        loss_value.backward()
+        opt.step()
+        losses.append(loss_value.item())
+    assert all(np.isfinite(losses))
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_ce_plus_dice_is_the_sum():
+    logits = torch.randn(2, 2, 8, 8)
+    target = torch.randint(0, 2, (2, 8, 8))
+    total = build_loss("ce+dice")(logits, target)
+    assert total == pytest.approx(
+        (build_loss("ce")(logits, target) + build_loss("dice")(logits, target)).item()
+    )
+
+
+# --- metrics ------------------------------------------------------------------------------
+
+
+def _hand_metrics(preds: np.ndarray, targets: np.ndarray, num_classes: int) -> dict:
+    iou, dice, present = [], [], []
+    for c in range(num_classes):
+        tp = np.sum((preds == c) & (targets == c))
+        fp = np.sum((preds == c) & (targets != c))
+        fn = np.sum((preds != c) & (targets == c))
+        present.append(tp + fp + fn > 0)
+        iou.append(tp / (tp + fp + fn) if tp + fp + fn else 0.0)
+        dice.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
+    iou, dice, present = np.array(iou), np.array(dice), np.array(present)
+    return {
+        "iou": iou,
+        "dice": dice,
+        "miou": iou[present].mean(),
+        "mdice": dice[present].mean(),
+        "pixel_acc": np.mean(preds == targets),
+    }
+
+
+def test_metrics_match_a_hand_computation_over_batches():
+    # Two batches of different content: an epoch metric must pool pixels, not average batches.
+    preds1 = torch.tensor([[[0, 1], [1, 1]]])
+    targets1 = torch.tensor([[[0, 1], [0, 1]]])
+    preds2 = torch.tensor([[[0, 0, 0], [0, 2, 2], [0, 0, 1]]])
+    targets2 = torch.tensor([[[0, 0, 0], [0, 2, 1], [0, 0, 1]]])
+    metrics = segmentation_metrics(3)
+    metrics.update(preds1, targets1)
+    metrics.update(preds2, targets2)
+    got = metrics.compute()
+
+    pooled_p = np.concatenate([preds1.flatten().numpy(), preds2.flatten().numpy()])
+    pooled_t = np.concatenate([targets1.flatten().numpy(), targets2.flatten().numpy()])
+    want = _hand_metrics(pooled_p, pooled_t, 3)
+    # Written out once more by hand: class 0: tp 7, fp 0, fn 1; class 1: tp 3, fp 2, fn 0;
+    # class 2: tp 1, fp 1, fn 0 -- 11 of 13 pixels right.
+    np.testing.assert_allclose(want["iou"], [7 / 8, 3 / 5, 1 / 2])
+    np.testing.assert_allclose(want["dice"], [14 / 15, 6 / 8, 2 / 3])
+    assert want["pixel_acc"] == pytest.approx(11 / 13)
+
+    for name in ("iou", "dice"):
+        np.testing.assert_allclose(got[name].numpy(), want[name], rtol=1e-6)
+    for name in ("miou", "mdice", "pixel_acc"):
+        assert got[name].item() == pytest.approx(want[name], rel=1e-6)
+
+
+def test_absent_class_is_left_out_of_the_mean():
+    preds = torch.tensor([[[0, 0], [1, 1]]])
+    targets = torch.tensor([[[0, 1], [1, 1]]])
+    metrics = segmentation_metrics(3)  # class 2 never appears in truth or prediction
+    metrics.update(preds, targets)
+    got = metrics.compute()
+    np.testing.assert_allclose(got["iou"].numpy(), [1 / 2, 2 / 3, 0.0], rtol=1e-6)
+    assert got["miou"].item() == pytest.approx((1 / 2 + 2 / 3) / 2)
+
+
+_masks = st.integers(min_value=1, max_value=3).flatmap(
+    lambda n: st.tuples(
+        st.lists(
+            st.tuples(
+                st.integers(1, 6), st.integers(1, 6), st.integers(0, 2**31 - 1), st.floats(0, 1)
+            ),
+            min_size=n,
+            max_size=n,
+        )
+    )
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(batches=_masks)
+def test_miou_never_exceeds_pixel_accuracy_for_two_classes(batches):
+    metrics = segmentation_metrics(2)
+    for h, w, seed, flip in batches[0]:
+        rng = np.random.default_rng(seed)
+        targets = rng.integers(0, 2, size=(2, h, w))
+        # Predictions from right to random, so every regime (perfect, poor, one class) is drawn.
+        preds = np.where(rng.random((2, h, w)) < flip, rng.integers(0, 2, size=(2, h, w)), targets)
+        metrics.update(torch.from_numpy(preds), torch.from_numpy(targets))
+    got = metrics.compute()
+    pa = got["pixel_acc"].item()
+    assert got["miou"].item() <= pa + 1e-6
+    assert torch.all(got["iou"] <= pa + 1e-6)
+
+
+# --- training loop, overlays, checkpoints --------------------------------------------------
+
+
+class _TinyMasks(pl.LightningDataModule):
+    def __init__(self, size: int = 32) -> None:
+        super().__init__()
+        self.images, self.masks = _blobs(8, size)
+
+    def _loader(self) -> DataLoader:
+        return DataLoader(TensorDataset(self.images, self.masks), batch_size=4)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader()
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader()
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader()
+
+
+def test_fit_logs_metrics_writes_overlays_and_reloads(tmp_path):
+    module = SegmentationModule(
+        **SMALL,
+        class_names=["background", "liver"],
+        num_overlays=3,
+    )
+    trainer = pl.Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        default_root_dir=tmp_path,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", monitor="val/loss")],
+    )
+    data = _TinyMasks()
+    trainer.fit(module, datamodule=data)
+
+    logged = trainer.callback_metrics
+    for stage in ("train", "val"):
+        for name in (
+            "loss",
+            "miou",
+            "pixel_acc",
+            "dice",
+            "iou_background",
+            "iou_liver",
+            "dice_liver",
+        ):
+            assert f"{stage}/{name}" in logged, sorted(logged)
+    assert logged["val/miou"] <= logged["val/pixel_acc"] + 1e-6
+    assert logged["val/miou_best"] >= logged["val/miou"] - 1e-6
+
+    # One overlay per epoch (none from the sanity check): 3 rows of image | truth | prediction.
+    pngs = sorted((tmp_path / "images").glob("val_overlay-epoch*.png"))
+    assert [p.name for p in pngs] == ["val_overlay-epoch000.png", "val_overlay-epoch001.png"]
+    grid = plt.imread(pngs[0])
+    assert grid.shape[:2] == (3 * 34 - 2, 3 * 34 - 2)
+
+    best = trainer.checkpoint_callback.best_model_path
+    reloaded = SegmentationModule.load_from_checkpoint(best)
+    assert reloaded.hparams.class_names == ["background", "liver"]
+    results = trainer.test(reloaded, datamodule=data, verbose=False)[0]
+    assert {"test/loss", "test/miou", "test/pixel_acc", "test/dice", "test/iou_liver"} <= set(
+        results
+    )
+    assert results["test/miou"] <= results["test/pixel_acc"] + 1e-6
+
+
+def test_overlay_grid_colours_only_foreground():
+    images = torch.linspace(0, 1, 16).reshape(1, 1, 4, 4)
+    targets = torch.zeros(1, 4, 4, dtype=torch.long)
+    targets[0, :2] = 1
+    preds = torch.zeros(1, 4, 4, dtype=torch.long)
+    grid = overlay_grid(images, targets, preds, gap=1)
+    assert grid.shape == (4, 14, 3) and grid.dtype == np.uint8
+    image, truth, pred = grid[:, 0:4], grid[:, 5:9], grid[:, 10:14]
+    assert np.array_equal(image[..., 0], image[..., 1])  # gray image
+    assert not np.array_equal(truth[:2], image[:2])  # liver rows tinted
+    assert np.array_equal(truth[2:], image[2:])  # background untouched
+    assert np.array_equal(pred, image)  # nothing predicted, nothing tinted
+    assert np.all(grid[:, 4] == 255)  # white gap
