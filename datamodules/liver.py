@@ -133,6 +133,12 @@ class LiverDataModule(LitlabDataModule):
             changing it does not change the data).
         batch_size, num_workers, pin_memory, seed: See :class:`LitlabDataModule`.
 
+    Attributes:
+        split_patients: After ``setup``, the patient ids of each split
+            (``{"train": [...], "val": [...], "test": [...]}``); no id is in two splits.
+        slices: After ``setup``, all decoded slices (:class:`~datamodules.liver_io.LiverSlices`:
+            images, masks, patient id and source of each slice); datasets index into it.
+
     Shape:
         batch: ``(image float32 (B, 1, S, S) in [0, 1], mask int64 (B, S, S))``
     """

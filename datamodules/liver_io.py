@@ -181,7 +181,7 @@ def _png_sources(root: Path, patient_regex: str) -> list[LiverSource]:
     except re.error as err:
         raise ValueError(f"patient_regex {patient_regex!r} is not a valid regex: {err}") from err
     folders = []
-    for candidate in sorted([root, *root.rglob("*")]):
+    for candidate in sorted([root, *(p for p in root.rglob("*") if p.is_dir())]):
         images, masks = candidate / "images", candidate / "masks"
         if images.is_dir() and masks.is_dir():
             folders.append(candidate)
