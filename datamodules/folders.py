@@ -137,7 +137,8 @@ def _target_hw(size: int | tuple[int, int] | None) -> tuple[int, int] | None:
     return int(hw[0]), int(hw[1])
 
 
-def _decode(path: Path, color: str) -> np.ndarray:
+def decode_image(path: Path, color: str = "gray") -> np.ndarray:
+    """One image file as uint8 ``(H, W)`` gray or ``(H, W, 3)`` RGB; a clear error if unreadable."""
     # imdecode from bytes (not imread) so non-ASCII paths work on every platform.
     try:
         data = np.fromfile(path, dtype=np.uint8)
@@ -227,8 +228,11 @@ def load_images(
                 log.warning("ignoring unreadable image cache %s; rebuilding it", cache_file)
 
     images: list[np.ndarray] = []
-    for path in tqdm(paths, desc="decoding images", unit="img", leave=False):
-        image = _decode(path, color)
+    # No bar for a handful of files (previews, tests), where it is only noise.
+    for path in tqdm(
+        paths, desc="decoding images", unit="img", leave=False, disable=len(paths) < 64
+    ):
+        image = decode_image(path, color)
         if hw is not None:
             image = resize_image(image, hw)
         elif images and image.shape != images[0].shape:

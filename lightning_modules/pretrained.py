@@ -51,6 +51,11 @@ class PretrainedLoadError(ValueError):
     """The weights could not be matched to the network; the message lists what did not fit."""
 
 
+class HubUnavailableError(ConnectionError, FileNotFoundError):
+    """A hub tag's weights are neither cached nor downloadable (a connection problem, and a
+    missing weights file, so callers catching either see it)."""
+
+
 @dataclass
 class LoadReport:
     """What :func:`load_pretrained` copied, adapted and left out.
@@ -219,14 +224,14 @@ def _hub_state_dict(tag: str) -> dict[str, torch.Tensor]:
                 return _unwrap(_read_file(Path(cached)), cached)
     # Checked first because the hub client retries for about a minute before giving up.
     if not _hub_reachable():
-        raise ConnectionError(
+        raise HubUnavailableError(
             f"pretrained={tag!r} is a timm hub tag, but {HUB_HOST} cannot be reached and the "
             f"weights are not in the local Hugging Face cache; {OFFLINE_HINT}"
         )
     try:
         return dict(timm.create_model(tag, pretrained=True).state_dict())
     except Exception as err:  # network/hub errors come in many types; all mean the same here
-        raise ConnectionError(
+        raise HubUnavailableError(
             f"could not fetch timm weights {tag!r}: {err}; {OFFLINE_HINT}"
         ) from err
 
@@ -263,15 +268,21 @@ def load_pretrained(
 
     Raises:
         FileNotFoundError: ``spec`` is neither a file nor a timm tag.
-        ConnectionError: A hub tag without network and not cached (the message names the
-            local-file alternative).
+        HubUnavailableError: A hub tag without network and not cached (the message names the
+            local-file alternative); a ``ConnectionError`` and a ``FileNotFoundError``.
         PretrainedLoadError: Unreadable file, or too little of the backbone matched.
     """
     path = Path(spec).expanduser()
     looks_like_file = path.suffix in WEIGHT_SUFFIXES or "/" in spec or "\\" in spec
+    trained_as = ""
     if path.is_file():
-        source = _unwrap(_read_file(path), str(path))
+        raw = _read_file(path)
+        source = _unwrap(raw, str(path))
         name = str(path)
+        hparams = raw.get("hyper_parameters") if isinstance(raw, Mapping) else None
+        if isinstance(hparams, Mapping):
+            shown = {k: hparams[k] for k in ("backbone", "stem", "in_chans") if k in hparams}
+            trained_as = f" The file was trained with {shown}." if shown else ""
     elif looks_like_file:
         raise FileNotFoundError(f"pretrained weights file {path} does not exist")
     else:
@@ -335,7 +346,7 @@ def load_pretrained(
         raise PretrainedLoadError(
             f"{name} does not fit {type(model).__name__}: {problem}. "
             f"Missing: {report.missing[:8]}{' ...' if len(report.missing) > 8 else ''}. "
-            f"Mismatched: {mism or 'none'}. Unexpected: {report.unexpected[:8]}. "
+            f"Mismatched: {mism or 'none'}. Unexpected: {report.unexpected[:8]}.{trained_as} "
             "Build the model like the source network (same backbone, and the same stem: a "
             "FER2013 stem='fer48' checkpoint needs --model.stem=fer48), or pass "
             "strict_backbone=False to accept a partial match."

@@ -124,7 +124,7 @@ def test_missing_file_unknown_tag_and_offline_hub(monkeypatch: pytest.MonkeyPatc
         P.load_pretrained(_resnet(), "not_a_model_name")
     monkeypatch.setattr(P, "_hub_reachable", lambda *a, **k: False)
     monkeypatch.setattr("huggingface_hub.try_to_load_from_cache", lambda *a, **k: None)
-    with pytest.raises(ConnectionError, match=r"--model\.pretrained=/path/to/fer2013"):
+    with pytest.raises(P.HubUnavailableError, match=r"--model\.pretrained=/path/to/fer2013"):
         P.load_pretrained(_resnet(), "resnet18.a1_in1k")
 
 
