@@ -110,10 +110,28 @@ class Objective:
             raise TrialFailed(
                 f"trial {trial.number}: metric {self.space.metric!r} was never logged"
             )
-        best = min(history.values) if self.space.direction == "minimize" else max(history.values)
-        if not math.isfinite(best):
-            raise TrialFailed(f"trial {trial.number}: {self.space.metric} is {best} (diverged)")
-        return best
+        value = history.values[self._kept_epoch(cli, history)]
+        if not math.isfinite(value):
+            raise TrialFailed(f"trial {trial.number}: {self.space.metric} is {value} (diverged)")
+        return value
+
+    def _kept_epoch(self, cli: Any, history: MetricHistory) -> int:
+        """Index of the epoch whose model the trial keeps.
+
+        That is the checkpoint's epoch (for the liver preset, the best val loss, as the paper
+        keeps), so the trial's value describes the model in its ``best.ckpt``. Without a
+        checkpoint monitor, it is the epoch with the best objective metric.
+        """
+        ckpt = cli.trainer.checkpoint_callback if cli is not None else None
+        monitor = getattr(ckpt, "monitor", None)
+        if monitor and all(monitor in m for m in history.val_metrics):
+            series = [m[monitor] for m in history.val_metrics]
+            pick = min if ckpt.mode == "min" else max
+        else:
+            series = history.values
+            pick = min if self.space.direction == "minimize" else max
+        finite = [v for v in series if math.isfinite(v)] or series
+        return series.index(pick(finite))
 
     def _record(
         self, trial: optuna.Trial, cli: Any, history: MetricHistory, seconds: float
@@ -122,9 +140,8 @@ class Objective:
         trial.set_user_attr("epochs", len(history.values))
         trial.set_user_attr("run_dir", str(self.study_dir / f"trial-{trial.number:04d}"))
         if history.values:
-            pick = min if self.space.direction == "minimize" else max
-            best_epoch = history.values.index(pick(history.values))
-            trial.set_user_attr("best_epoch", best_epoch)
+            best_epoch = self._kept_epoch(cli, history)
+            trial.set_user_attr("kept_epoch", best_epoch)
             for name, value in history.val_metrics[best_epoch].items():
                 trial.set_user_attr(name, round(value, 6))
         if cli is not None:

@@ -10,7 +10,9 @@ import torch
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# One intra-op thread: tests run small tensors, where extra threads mostly contend with
+# DataLoader workers and other processes (measured ~10x slower steps on a busy 2-core box).
+torch.set_num_threads(int(os.environ.get("LITLAB_TEST_THREADS", "1")))
 
 
 @pytest.fixture(autouse=True)
