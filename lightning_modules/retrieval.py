@@ -207,7 +207,7 @@ class KNNRetrievalMetric(Metric):
 
     States are concatenated across processes on sync, so each rank may feed only its share of the
     queries and of the gallery. Without a gallery the queries are evaluated leave-one-out against
-    each other (every query's own index excluded).
+    each other (each query's own id, or without ids its own position, excluded).
 
     Args:
         num_classes: Number of classes.
@@ -256,9 +256,12 @@ class KNNRetrievalMetric(Metric):
         q_labels = dim_zero_cat(self.query_labels)
         q_ids = dim_zero_cat(self.query_ids)
         if _is_empty(self.gallery_emb):
-            # leave-one-out: positions are ids, so each query excludes exactly itself
+            # leave-one-out: content ids exclude the query itself and its exact duplicates (e.g.
+            # DDP padding repeats); without ids, positions exclude exactly the query itself
             gallery, g_labels = query, q_labels
-            q_ids = g_ids = torch.arange(len(query), device=query.device)
+            if bool((q_ids < 0).any()):
+                q_ids = torch.arange(len(query), device=query.device)
+            g_ids = q_ids
         else:
             gallery = dim_zero_cat(self.gallery_emb)
             g_labels = dim_zero_cat(self.gallery_labels)

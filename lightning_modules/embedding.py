@@ -1,0 +1,318 @@
+"""Triplet-loss embedding training with honest kNN evaluation on held-out images.
+
+Training: L2-normalised embeddings, pytorch-metric-learning's ``TripletMarginLoss`` on triplets
+mined online in each class-balanced batch (batch-hard, semi-hard or all margin violators).
+
+Evaluation (each validation and test epoch): the DataModule's ``gallery_dataloader()`` (the training
+images without augmentation) is embedded at epoch end, sharded over DDP ranks and gathered by
+torchmetrics; each held-out image is a query classified by a kNN vote over the gallery
+(:mod:`lightning_modules.retrieval`). Gallery items byte-identical to a query (same content id) are
+excluded, so a query is never its own neighbour; their count is logged as ``{stage}/self_matches``
+(train/validation duplicates). Without a ``gallery_dataloader`` the held-out set is evaluated
+leave-one-out against itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import lightning.pytorch as pl
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import timm  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from lightning.pytorch.utilities import rank_zero_warn  # noqa: E402
+from pytorch_metric_learning import losses, miners  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.utils.data import DataLoader, Subset  # noqa: E402
+from torchmetrics import MaxMetric  # noqa: E402
+from torchmetrics.utilities import dim_zero_cat  # noqa: E402
+
+from lightning_modules import keys, optim, visuals  # noqa: E402
+from lightning_modules.networks.facenet import FaceNet48  # noqa: E402
+from lightning_modules.retrieval import KNNRetrievalMetric, content_ids  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+MINERS = ("batch_hard", "semi_hard", "all")
+EPOCH_TIME_S = "epoch_time_s"
+TIME_S = "time_s"
+EVAL_LOSS_MAX = 4096  # held-out embeddings in the epoch-level loss (a 4096^2 distance matrix)
+
+
+class TimmEmbeddingNet(nn.Module):
+    """A timm trunk (``num_classes=0``, pooled features) + FC + L2 norm.
+
+    Shape:
+        ``(B, in_chans, H, W) -> (B, embedding_dim)`` with unit L2 norm per row.
+    """
+
+    def __init__(self, name: str, in_chans: int, embedding_dim: int) -> None:
+        super().__init__()
+        try:
+            self.trunk = timm.create_model(name, pretrained=False, num_classes=0, in_chans=in_chans)
+        except RuntimeError as err:  # timm: "Unknown model (...)"
+            raise ValueError(
+                f"unknown trunk {name!r}: use 'facenet' or a timm model name "
+                "(see timm.list_models(), e.g. 'resnet18')"
+            ) from err
+        self.fc = nn.Linear(self.trunk.num_features, embedding_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.fc(self.trunk(x)), p=2, dim=1)
+
+
+def build_embedding_net(trunk: str, in_chans: int, embedding_dim: int) -> nn.Module:
+    """``"facenet"`` -> :class:`FaceNet48`; any other name -> :class:`TimmEmbeddingNet`."""
+    if trunk == "facenet":
+        return FaceNet48(embedding_dim=embedding_dim, in_chans=in_chans)
+    return TimmEmbeddingNet(trunk, in_chans, embedding_dim)
+
+
+def build_miner(name: str, margin: float) -> miners.BaseMiner:
+    """Online triplet miner by short name (see :data:`MINERS`)."""
+    if name == "batch_hard":
+        # hardest positive and hardest negative per anchor (Hermans et al., 2017)
+        return miners.BatchHardMiner()
+    if name == "semi_hard":
+        # negatives farther than the positive but inside the margin (FaceNet, Schroff et al., 2015)
+        return miners.TripletMarginMiner(margin=margin, type_of_triplets="semihard")
+    if name == "all":
+        return miners.TripletMarginMiner(margin=margin, type_of_triplets="all")
+    raise ValueError(f"unknown miner {name!r}; choose one of {', '.join(MINERS)}")
+
+
+class EmbeddingModule(pl.LightningModule):
+    """Triplet-loss embedding model evaluated by kNN on held-out data.
+
+    Args:
+        trunk: ``"facenet"`` (the paper's 48-px Inception net) or any timm model name.
+        in_chans: Input channels.
+        embedding_dim: Embedding size (the paper: 128 or 512).
+        num_classes: Number of classes, for the kNN metrics.
+        miner: ``"batch_hard"``, ``"semi_hard"`` or ``"all"`` (every margin violator).
+        margin: Triplet margin (on unit-norm embeddings, so within ``[0, 2]``).
+        optimizer: ``adam``, ``sgd``, ``rmsprop`` or ``adamw``.
+        lr: Learning rate.
+        momentum: Momentum for SGD / RMSprop.
+        weight_decay: L2 penalty.
+        scheduler: ``none``, ``cosine``, ``step`` or ``plateau``.
+        knn_k: Neighbours that vote on a query's class.
+        class_names: Names for plot legends; taken from the DataModule when ``None``.
+        projection_plot: Save a 2-D PCA plot of held-out embeddings after each evaluation.
+    """
+
+    MONITOR = keys.key("val", keys.KNN_ACC)
+    MONITOR_MODE = "max"
+
+    def __init__(
+        self,
+        trunk: str = "facenet",
+        in_chans: int = 1,
+        embedding_dim: int = 128,
+        num_classes: int = 7,
+        miner: str = "batch_hard",
+        margin: float = 0.2,
+        optimizer: str = "adam",
+        lr: float = 1e-4,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        scheduler: str = "none",
+        knn_k: int = 5,
+        class_names: list[str] | None = None,
+        projection_plot: bool = True,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(
+                f"{len(class_names)} class_names for num_classes={num_classes}: {class_names}"
+            )
+        if not margin > 0:
+            raise ValueError(f"margin must be > 0, got {margin}")
+        self.net = build_embedding_net(trunk, in_chans, embedding_dim)
+        self.miner = build_miner(miner, margin)
+        self.loss_fn = losses.TripletMarginLoss(margin=margin)
+        self.val_knn = KNNRetrievalMetric(num_classes, knn_k)
+        self.test_knn = KNNRetrievalMetric(num_classes, knn_k)
+        self.val_knn_acc_best = MaxMetric()
+        self._fit_start: float | None = None
+        self._epoch_start: float | None = None
+        self._warned_no_gallery = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W) -> (B, embedding_dim)`` unit-norm embeddings."""
+        return self.net(x)
+
+    def model_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Mined triplet loss of a batch.
+
+        Returns:
+            ``(loss, embeddings (B, D), targets (B,))``; the embeddings are the "predictions"
+            that the kNN evaluation turns into classes.
+        """
+        x, y = batch
+        emb = self(x)
+        triplets = self.miner(emb, y)
+        return self.loss_fn(emb, y, triplets), emb, y
+
+    def setup(self, stage: str) -> None:
+        # the DataModule is set up first, so a class-count mismatch fails here, not deep in a metric
+        n_data = getattr(getattr(self.trainer, "datamodule", None), "num_classes", None)
+        if isinstance(n_data, int) and n_data != self.hparams.num_classes:
+            raise ValueError(
+                f"the data has {n_data} classes but the model was built for "
+                f"num_classes={self.hparams.num_classes}; pass --model.init_args.num_classes={n_data}"
+            )
+
+    # ------------------------------------------------------------------ training
+    def on_train_start(self) -> None:
+        self._fit_start = time.perf_counter()
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_start = time.perf_counter()
+
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
+        loss, _, y = self.model_step(batch)
+        self.log(keys.key("train", keys.LOSS), loss, on_step=True, on_epoch=True, prog_bar=True,
+                 batch_size=len(y), sync_dist=True)  # fmt: skip
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        # Wall-clock like the paper's Table 4 "elapsed time": it includes this epoch's validation.
+        now = time.perf_counter()
+        if self._epoch_start is not None:
+            self.log(keys.key("train", EPOCH_TIME_S), now - self._epoch_start, sync_dist=True)
+        if self._fit_start is not None:
+            self.log(keys.key("train", TIME_S), now - self._fit_start, sync_dist=True)
+
+    # ---------------------------------------------------------------- evaluation
+    def _eval_step(self, metric: KNNRetrievalMetric, batch: tuple) -> None:
+        x, y = batch
+        metric.update(self(x), y, content_ids(x))
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(self.val_knn, batch)
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(self.test_knn, batch)
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            # the gallery pass costs a full sweep of the training set: not worth it for a sanity check
+            self.val_knn.reset()
+            return
+        results = self._evaluate("val", self.val_knn)
+        self.val_knn_acc_best.update(results[keys.KNN_ACC])
+        self.log(keys.key("val", f"{keys.KNN_ACC}_best"), self.val_knn_acc_best.compute(),
+                 sync_dist=True)  # fmt: skip
+
+    def on_test_epoch_end(self) -> None:
+        self._evaluate("test", self.test_knn)
+
+    def _evaluate(self, stage: str, metric: KNNRetrievalMetric) -> dict[str, torch.Tensor]:
+        self._fill_gallery(metric)
+        results = metric.compute()
+        with metric.sync_context():  # collective: every rank takes part
+            emb = dim_zero_cat(metric.query_emb)
+            labels = dim_zero_cat(metric.query_labels)
+        # Held-out loss over the whole held-out set: evaluation batches come in file order, often
+        # one class per batch, where no triplet exists. Capped so the distance matrix stays small.
+        keep = torch.randperm(len(emb), generator=torch.Generator().manual_seed(0))[:EVAL_LOSS_MAX]
+        keep = keep.to(emb.device)
+        loss = self.loss_fn(emb[keep], labels[keep], self.miner(emb[keep], labels[keep]))
+        self.log(keys.key(stage, keys.LOSS), loss, sync_dist=True)
+        for name, value in results.items():
+            self.log(keys.key(stage, name), value, sync_dist=True, prog_bar=name == keys.KNN_ACC)
+        if self.hparams.projection_plot and self.trainer.is_global_zero and len(emb) >= 3:
+            fig = projection_figure(
+                emb.float().cpu(), labels.cpu(), self._class_names(),
+                title=f"{stage} embeddings (PCA), epoch {self.current_epoch}, "
+                f"kNN acc {float(results[keys.KNN_ACC]):.3f}",
+            )  # fmt: skip
+            visuals.log_image(self, keys.key(stage, "embeddings_pca"), fig)
+        metric.reset()
+        return results
+
+    def _fill_gallery(self, metric: KNNRetrievalMetric) -> None:
+        """Embed the DataModule's gallery; rank ``r`` of ``W`` takes items ``r, r + W, ...``."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        make_loader = getattr(datamodule, "gallery_dataloader", None)
+        if make_loader is None:
+            if not self._warned_no_gallery:
+                rank_zero_warn(
+                    "the DataModule has no gallery_dataloader(); kNN metrics are computed "
+                    "leave-one-out on the held-out set itself"
+                )
+                self._warned_no_gallery = True
+            return
+        loader = make_loader()
+        world, rank = self.trainer.world_size, self.trainer.global_rank
+        shard = Subset(loader.dataset, range(rank, len(loader.dataset), world))
+        loader = DataLoader(shard, batch_size=loader.batch_size, shuffle=False,
+                            num_workers=loader.num_workers, collate_fn=loader.collate_fn)  # fmt: skip
+        # fast_dev_run is a smoke test: one gallery batch per rank is enough
+        max_batches = 1 if self.trainer.fast_dev_run else None
+        added = 0
+        with torch.no_grad():
+            for i, (x, y) in enumerate(loader):
+                if max_batches is not None and i >= max_batches:
+                    break
+                x = x.to(self.device)
+                metric.update_gallery(self(x), y.to(self.device), content_ids(x))
+                added += len(x)
+        if added == 0:
+            # every rank must add a state, or the DDP gather of the gallery would mismatch
+            dim = self.hparams.embedding_dim
+            empty = torch.empty(0, dtype=torch.long, device=self.device)
+            metric.update_gallery(torch.empty(0, dim, device=self.device), empty, empty)
+
+    def _class_names(self) -> list[str]:
+        names = self.hparams.class_names
+        if names is None:
+            names = getattr(getattr(self.trainer, "datamodule", None), "class_names", None)
+        if names is None or len(names) != self.hparams.num_classes:
+            names = [str(i) for i in range(self.hparams.num_classes)]
+        return list(names)
+
+    def configure_optimizers(self) -> dict:
+        p = self.hparams
+        max_epochs = self.trainer.max_epochs if self.trainer.max_epochs else 1
+        return optim.configure(self, self.parameters(), p.optimizer, p.lr, p.momentum,
+                               p.weight_decay, p.scheduler, max_epochs)  # fmt: skip
+
+
+def projection_figure(
+    embeddings: torch.Tensor, labels: torch.Tensor, class_names: list[str], title: str = ""
+) -> plt.Figure:
+    """Scatter of the first two principal components, one colour per class.
+
+    Args:
+        embeddings: ``(N, D)`` float, ``N >= 3``.
+        labels: ``(N,)`` int class indices into ``class_names``.
+        class_names: Legend labels.
+        title: Figure title.
+    """
+    centred = embeddings - embeddings.mean(dim=0, keepdim=True)
+    _, _, v = torch.pca_lowrank(centred, q=2, center=False)
+    xy = (centred @ v[:, :2]).numpy()
+    fig, ax = plt.subplots(figsize=(6, 5), dpi=100)
+    cmap = plt.get_cmap("tab10")
+    for c, name in enumerate(class_names):
+        mask = (labels == c).numpy()
+        if mask.any():
+            ax.scatter(xy[mask, 0], xy[mask, 1], s=8, alpha=0.7, color=cmap(c % 10), label=name)
+    ax.set_xlabel("PC 1")
+    ax.set_ylabel("PC 2")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, markerscale=2, loc="best")
+    fig.tight_layout()
+    return fig
