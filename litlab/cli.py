@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,10 @@ from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from litlab.presets import PRESET_DIR, preset_description, preset_names, resolve_preset
 
 log = logging.getLogger(__name__)
+
+# run_cli passes the resolved command line as `args` while sys.argv still holds the original
+# (DDP relaunches ranks from sys.argv), which LightningCLI warns about; that is intended here.
+warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
 
 RUN_DIR_ENV = "LITLAB_RUN_DIR"  # shared by DDP ranks, which re-run the command line
 EXTRA_COMMANDS = {
