@@ -135,20 +135,10 @@ class LitlabCLI(LightningCLI):
                 run_dir, self._preset(), mode, self._cfg("wandb_group") or None
             )
             callbacks.append(LearningRateMonitor(logging_interval="epoch"))
-        if (
-            not any(isinstance(c, ModelCheckpoint) for c in callbacks)
-            and trainer_cfg.get("enable_checkpointing", True) is not False
+        if trainer_cfg.get("enable_checkpointing") is not False and not any(
+            isinstance(c, ModelCheckpoint) for c in callbacks
         ):
-            callbacks.append(
-                ModelCheckpoint(
-                    dirpath=str(run_dir / "checkpoints"),
-                    filename="best",
-                    monitor=getattr(self.model, "MONITOR", "val/loss"),
-                    mode=getattr(self.model, "MONITOR_MODE", "min"),
-                    save_last=True,
-                    auto_insert_metric_name=False,
-                )
-            )
+            callbacks += checkpoint_callbacks(run_dir / "checkpoints", self.model)
         kwargs["callbacks"] = callbacks
         return super().instantiate_trainer(**kwargs)
 
@@ -180,6 +170,28 @@ class LitlabCLI(LightningCLI):
         }
         if self.trainer.is_global_zero:
             print_summary(self.test_results, Path(self.trainer.default_root_dir), None)
+
+
+def checkpoint_callbacks(dirpath: Path, model: pl.LightningModule) -> list[ModelCheckpoint]:
+    """``best.ckpt`` on the model's ``MONITOR`` and ``last.ckpt`` after every epoch.
+
+    Two callbacks, because ``ModelCheckpoint(save_last=True)`` refreshes ``last.ckpt`` only
+    when a new best is saved, which would make resuming repeat epochs. The best one comes
+    first, so ``trainer.checkpoint_callback`` (and ``ckpt_path="best"``) is the best model.
+    """
+    best = ModelCheckpoint(
+        dirpath=str(dirpath),
+        filename="best",
+        monitor=getattr(model, "MONITOR", "val/loss"),
+        mode=getattr(model, "MONITOR_MODE", "min"),
+        save_top_k=1,
+        auto_insert_metric_name=False,
+        enable_version_counter=False,
+    )
+    last = ModelCheckpoint(
+        dirpath=str(dirpath), filename="last", save_top_k=1, enable_version_counter=False
+    )
+    return [best, last]
 
 
 def print_summary(metrics: dict[str, float], run_dir: Path, best: str | None) -> None:
@@ -275,9 +287,29 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         if os.environ.get("LITLAB_DEBUG"):
             raise
-        print(f"litlab: error: {err}\n(set LITLAB_DEBUG=1 to see the traceback)", file=sys.stderr)
+        print(
+            f"litlab: error: {user_message(err)}\n(set LITLAB_DEBUG=1 to see the traceback)",
+            file=sys.stderr,
+        )
         return 2
     return 0
+
+
+def user_message(err: Exception) -> str:
+    """The message a user needs from an error.
+
+    jsonargparse wraps an exception raised while instantiating a ``class_path`` in a long
+    "Does not validate against any of the Union subtypes" report; the cause is its first
+    listed error that is not about the ``None`` alternative.
+    """
+    text = str(err)
+    if "Does not validate against any of the Union subtypes" not in text:
+        return text
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("- ") and "NoneType" not in line:
+            return line[2:]
+    return text
 
 
 if __name__ == "__main__":
