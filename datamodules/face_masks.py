@@ -1,0 +1,604 @@
+"""Face masks for the segment-then-classify pipeline: pseudo-masks, user masks, background removal.
+
+The autism paper trains DeepLabV3+ to segment faces but publishes no masks, and the Kaggle set has
+none. Without a mask folder, pseudo-masks are made automatically with classical OpenCV tools:
+
+1. **Face box**: OpenCV's Haar frontal-face cascade (``datamodules.transforms.HaarFaceDetector``)
+   when this OpenCV build ships it. OpenCV 5 wheels may not; ``box_method="auto"`` then uses a
+   skin-colour box: pixels inside the YCrCb skin range of Chai & Ngan (1999,
+   Cr 133..173, Cb 77..127), cleaned by a morphological open/close, largest connected region that
+   neither fills the frame nor hugs its border. Where no box is found, a centred box (the
+   dataset's images are face crops) is used; each source is counted and logged.
+2. **GrabCut** (``cv2.grabCut``, Rother et al. 2004) refines the box into a pixel mask: outside
+   the grown box is sure background, a small central ellipse sure face, the inscribed ellipse and
+   skin pixels probably face, the rest of the box probably background. It runs on a copy
+   resized to ``work_size`` (GrabCut's graph cut costs grow with the pixel count; faces are smooth
+   shapes, so 128 px loses nothing visible), then the largest region is kept, its holes (eyes,
+   mouth) filled, and it is resized back.
+
+Masks are cached (keyed by the pixels and every option) and :func:`mask_preview_grid` draws a
+grid of image / mask / segmented tiles so a user can judge them before training on them.
+
+:class:`FaceMaskDataModule` serves ``(image, mask)`` pairs of the autism layout for the segmenter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+from tqdm.auto import tqdm
+
+from datamodules.autism import AutismLayout, embedded_autism_folder, index_autism_layout
+from datamodules.base import LitlabDataModule, cache_root
+from datamodules.folders import IMAGE_EXTENSIONS, decode_image, load_images, resize_image
+from datamodules.transforms import Box, BoxDetector, make_face_detector
+
+log = logging.getLogger(__name__)
+
+BOX_METHODS: tuple[str, ...] = ("auto", "haar", "skin", "centre")
+BACKGROUND_MODES: tuple[str, ...] = ("zero", "blur")
+MASK_CLASSES: tuple[str, ...] = ("background", "face")
+
+# Bump when the mask-making code changes, so stale caches are never reused.
+_CACHE_VERSION = 1
+# How far a detected box is grown (fractions of its width/height) before GrabCut: a Haar box
+# spans brows to mouth, a skin box stops at the hairline, and GrabCut can only shrink the region.
+_GROW = {"haar": (0.25, 0.45, 0.25), "skin": (0.12, 0.35, 0.1), "centre": (0.0, 0.0, 0.0)}
+
+
+class SkinBoxDetector:
+    """The bounding box of the largest skin-coloured region (YCrCb thresholds).
+
+    Args:
+        min_area_fraction: Smallest region, as a fraction of the image, taken for a face.
+        max_area_fraction: Largest region; bigger ones are skin-coloured backgrounds.
+        cr_range: Accepted Cr values (Chai & Ngan 1999).
+        cb_range: Accepted Cb values.
+    """
+
+    def __init__(
+        self,
+        min_area_fraction: float = 0.03,
+        max_area_fraction: float = 0.7,
+        cr_range: tuple[int, int] = (133, 173),
+        cb_range: tuple[int, int] = (77, 127),
+    ) -> None:
+        self.min_area_fraction = min_area_fraction
+        self.max_area_fraction = max_area_fraction
+        self.cr_range = cr_range
+        self.cb_range = cb_range
+
+    @property
+    def cache_token(self) -> str:
+        """Identifies the detector and its settings in cache keys."""
+        return f"skin|{self.min_area_fraction}|{self.max_area_fraction}|{self.cr_range}|{self.cb_range}"
+
+    def skin_mask(self, image: np.ndarray) -> np.ndarray:
+        """``(H, W)`` uint8, 1 on skin-coloured pixels of an RGB uint8 ``(H, W, 3)`` image."""
+        ycrcb = cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb)
+        lo = np.array([0, self.cr_range[0], self.cb_range[0]], np.uint8)
+        hi = np.array([255, self.cr_range[1], self.cb_range[1]], np.uint8)
+        skin = cv2.inRange(ycrcb, lo, hi)
+        k = max(3, (min(image.shape[:2]) // 40) | 1)
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+        skin = cv2.morphologyEx(skin, cv2.MORPH_OPEN, kernel)
+        skin = cv2.morphologyEx(skin, cv2.MORPH_CLOSE, kernel)
+        return (skin > 0).astype(np.uint8)
+
+    def detect(self, image: np.ndarray) -> Box | None:
+        """The face box ``(x, y, w, h)`` of an RGB uint8 image, or ``None``."""
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"skin detection needs an RGB (H, W, 3) image, got {image.shape}")
+        h, w = image.shape[:2]
+        n, _, stats, _ = cv2.connectedComponentsWithStats(self.skin_mask(image), connectivity=8)
+        best, best_area = None, 0
+        for i in range(1, n):
+            x, y, bw, bh, area = (int(v) for v in stats[i])
+            fraction = area / (h * w)
+            borders = (x == 0) + (y == 0) + (x + bw == w) + (y + bh == h)
+            if not self.min_area_fraction <= fraction <= self.max_area_fraction or borders > 2:
+                continue
+            if area > best_area:
+                best, best_area = (x, y, bw, bh), area
+        return best
+
+
+def centre_box(height: int, width: int) -> Box:
+    """A centred box covering 70 % of the width and 85 % of the height (faces are pre-cropped)."""
+    bw, bh = int(width * 0.7), int(height * 0.85)
+    return (width - bw) // 2, (height - bh) // 2, bw, bh
+
+
+def _grow_box(box: Box, grow: tuple[float, float, float], height: int, width: int) -> Box:
+    x, y, w, h = box
+    side, top, bottom = grow
+    x0, x1 = max(0, int(x - side * w)), min(width, int(x + w + side * w))
+    y0, y1 = max(0, int(y - top * h)), min(height, int(y + h + bottom * h))
+    return x0, y0, max(1, x1 - x0), max(1, y1 - y0)
+
+
+def _fill_largest(mask: np.ndarray) -> np.ndarray:
+    """The largest 8-connected region of a binary mask with its holes filled."""
+    contours, _ = cv2.findContours(
+        mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+    )
+    out = np.zeros(mask.shape, np.uint8)
+    if contours:
+        cv2.drawContours(out, [max(contours, key=cv2.contourArea)], -1, 1, thickness=-1)
+    return out
+
+
+def grabcut_mask(
+    image: np.ndarray,
+    box: Box,
+    skin: np.ndarray | None = None,
+    iterations: int = 5,
+    work_size: int = 128,
+) -> np.ndarray:
+    """Refine a face box into a face mask with GrabCut.
+
+    Args:
+        image: ``(H, W, 3)`` RGB uint8.
+        box: ``(x, y, w, h)`` region that contains the whole face (already grown).
+        skin: Optional ``(H, W)`` skin map; skin pixels in the box start as probable face.
+        iterations: GrabCut iterations.
+        work_size: Longer side GrabCut runs at (the mask is resized back).
+
+    Returns:
+        ``(H, W)`` uint8 mask, 1 on the face.
+    """
+    h, w = image.shape[:2]
+    scale = min(1.0, work_size / max(h, w))
+    sw, sh = max(8, round(w * scale)), max(8, round(h * scale))
+    small = resize_image(image, (sh, sw))
+    fx, fy = sw / w, sh / h
+    x, y, bw, bh = box
+    x0, y0 = int(x * fx), int(y * fy)
+    x1, y1 = min(sw, max(x0 + 2, int((x + bw) * fx))), min(sh, max(y0 + 2, int((y + bh) * fy)))
+    init = np.full((sh, sw), cv2.GC_BGD, np.uint8)
+    init[y0:y1, x0:x1] = cv2.GC_PR_BGD
+    centre = ((x0 + x1) // 2, (y0 + y1) // 2)
+    half = ((x1 - x0) // 2, (y1 - y0) // 2)
+    ellipse = np.zeros_like(init)
+    cv2.ellipse(ellipse, centre, (int(half[0] * 0.85), int(half[1] * 0.85)), 0, 0, 360, 1, -1)
+    init[(ellipse > 0) & (init == cv2.GC_PR_BGD)] = cv2.GC_PR_FGD
+    if skin is not None:
+        skin_small = cv2.resize(skin, (sw, sh), interpolation=cv2.INTER_NEAREST)
+        init[(skin_small > 0) & (init == cv2.GC_PR_BGD)] = cv2.GC_PR_FGD
+    core = np.zeros_like(init)
+    cv2.ellipse(
+        core, centre, (max(1, int(half[0] * 0.3)), max(1, int(half[1] * 0.3))), 0, 0, 360, 1, -1
+    )
+    init[core > 0] = cv2.GC_FGD
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    # GrabCut's colour models come from OpenCV's RNG: seed it so masks are reproducible.
+    cv2.setRNGSeed(0)
+    cv2.grabCut(
+        cv2.cvtColor(small, cv2.COLOR_RGB2BGR), init, None, bgd, fgd, iterations,
+        cv2.GC_INIT_WITH_MASK,
+    )  # fmt: skip
+    face = _fill_largest((init == cv2.GC_FGD) | (init == cv2.GC_PR_FGD))
+    # Linear resize of the 0/1 map then a 0.5 threshold: smooth edges instead of blocky ones.
+    big = cv2.resize(face.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    return (big >= 0.5).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class PseudoMasks:
+    """Output of :func:`make_pseudo_masks`.
+
+    Attributes:
+        masks: ``(N, H, W)`` uint8, 1 on the face.
+        boxes: ``(N, 4)`` int32 grown boxes ``(x, y, w, h)`` GrabCut started from.
+        sources: How many boxes came from each source (``haar``, ``skin``, ``centre``).
+    """
+
+    masks: np.ndarray
+    boxes: np.ndarray
+    sources: dict[str, int]
+
+
+def _resolve_box_method(box_method: str) -> tuple[str, BoxDetector | None]:
+    if box_method not in BOX_METHODS:
+        raise ValueError(f"box_method must be one of {BOX_METHODS}, got {box_method!r}")
+    if box_method in ("auto", "haar"):
+        haar = make_face_detector(True if box_method == "haar" else "auto")
+        if haar is not None:
+            return "haar", haar
+        log.info("pseudo-masks: no Haar cascade in this OpenCV build; using skin-colour boxes")
+        return "skin", SkinBoxDetector()
+    if box_method == "skin":
+        return "skin", SkinBoxDetector()
+    return "centre", None
+
+
+def _pixels_key(images: np.ndarray, options: str) -> str:
+    digest = hashlib.sha256(f"v{_CACHE_VERSION}|{images.shape}|{options}".encode())
+    digest.update(np.ascontiguousarray(images).data)
+    return digest.hexdigest()[:24]
+
+
+def make_pseudo_masks(
+    images: np.ndarray,
+    box_method: str = "auto",
+    iterations: int = 5,
+    work_size: int = 128,
+    cache_dir: Path | None = None,
+) -> PseudoMasks:
+    """Face pseudo-masks: a face box (Haar, skin colour or centre) refined by GrabCut.
+
+    Args:
+        images: ``(N, H, W, 3)`` RGB uint8.
+        box_method: ``"auto"`` (Haar when this OpenCV build has it, else skin colour),
+            ``"haar"`` (required; an error with the fix when missing), ``"skin"`` or ``"centre"``.
+        iterations: GrabCut iterations per image.
+        work_size: Side GrabCut runs at.
+        cache_dir: Store/reuse the result as ``pseudo-masks-<hash>.npz``; the hash covers the
+            pixels and every option (and which detector ``auto`` resolved to).
+
+    Returns:
+        Masks, boxes and the count of each box source (logged).
+    """
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(
+            f"images must be uint8 (N, H, W, 3) RGB, got {images.dtype} {images.shape}"
+        )
+    method, detector = _resolve_box_method(box_method)
+    token = getattr(detector, "cache_token", method)
+    cache_file = None
+    if cache_dir is not None:
+        key = _pixels_key(images, f"{token}|{iterations}|{work_size}")
+        cache_file = Path(cache_dir) / f"pseudo-masks-{key}.npz"
+        if cache_file.is_file():
+            try:
+                with np.load(cache_file) as z:
+                    result = PseudoMasks(
+                        masks=z["masks"],
+                        boxes=z["boxes"],
+                        sources=dict(
+                            zip(
+                                z["source_names"].tolist(), z["source_counts"].tolist(), strict=True
+                            )
+                        ),
+                    )
+                log.info("reusing cached pseudo-masks %s (%d images)", cache_file, len(images))
+                return result
+            except (OSError, ValueError, KeyError):
+                log.warning("ignoring unreadable pseudo-mask cache %s; rebuilding it", cache_file)
+
+    n, h, w = images.shape[:3]
+    masks = np.zeros((n, h, w), np.uint8)
+    boxes = np.zeros((n, 4), np.int32)
+    sources: Counter[str] = Counter()
+    skin_detector = detector if isinstance(detector, SkinBoxDetector) else SkinBoxDetector()
+    for i in tqdm(range(n), desc="pseudo-masks (GrabCut)", unit="img", leave=False, disable=n < 32):
+        box = detector.detect(images[i]) if detector is not None else None
+        source = method if box is not None else "centre"
+        if box is None:
+            box = centre_box(h, w)
+        box = _grow_box(box, _GROW[source], h, w)
+        skin = skin_detector.skin_mask(images[i])
+        masks[i] = grabcut_mask(images[i], box, skin, iterations, work_size)
+        boxes[i] = box
+        sources[source] += 1
+    result = PseudoMasks(masks=masks, boxes=boxes, sources=dict(sources))
+    fallbacks = sources.get("centre", 0) if method != "centre" else 0
+    log.info(
+        "pseudo-masks for %d images: boxes from %s%s",
+        n,
+        ", ".join(f"{k} {v}" for k, v in sorted(sources.items())),
+        f" ({fallbacks} found no face and used the centred box)" if fallbacks else "",
+    )
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_name(f"{cache_file.stem}.{os.getpid()}.tmp.npz")
+        names = sorted(sources)
+        np.savez_compressed(
+            tmp, masks=masks, boxes=boxes, source_names=np.array(names),
+            source_counts=np.array([sources[k] for k in names]),
+        )  # fmt: skip
+        os.replace(tmp, cache_file)
+    return result
+
+
+def load_mask_folder(
+    mask_root: str | Path, image_root: str | Path, paths: list[Path], size: int
+) -> np.ndarray:
+    """Masks for ``paths`` from a folder mirroring the image folder's layout.
+
+    ``image_root/train/autistic/001.jpg`` takes its mask from ``mask_root/train/autistic/001.*``
+    (any image extension); any nonzero pixel is face.
+
+    Returns:
+        ``(N, size, size)`` uint8, 1 on the face (resized with nearest neighbour).
+
+    Raises:
+        FileNotFoundError: ``mask_root`` is missing, or an image has no mask (the first few named).
+    """
+    mask_root, image_root = Path(mask_root).expanduser(), Path(image_root).expanduser()
+    if not mask_root.is_dir():
+        raise FileNotFoundError(f"mask folder {mask_root} does not exist")
+    found, missing = [], []
+    for path in paths:
+        rel = Path(path).relative_to(image_root).with_suffix("")
+        hits = [
+            mask_root / rel.with_suffix(ext)
+            for ext in IMAGE_EXTENSIONS
+            if (mask_root / rel.with_suffix(ext)).is_file()
+        ]
+        (found.append(hits[0]) if hits else missing.append(str(rel)))
+    if missing:
+        raise FileNotFoundError(
+            f"{len(missing)} image(s) have no mask under {mask_root}, e.g. {missing[:3]}; masks "
+            "must mirror the image layout (<split>/<class>/<name>.png), or leave data.mask_root "
+            "unset to make pseudo-masks"
+        )
+    masks = np.stack([decode_image(p, "gray") for p in found]) if found else np.zeros((0,))
+    out = np.stack([cv2.resize(m, (size, size), interpolation=cv2.INTER_NEAREST) for m in masks])
+    return (out > 0).astype(np.uint8)
+
+
+def remove_background(
+    images: np.ndarray, masks: np.ndarray, mode: str = "zero", blur_sigma: float = 8.0
+) -> np.ndarray:
+    """Keep face pixels, remove the rest: set to zero or replace by a strong Gaussian blur.
+
+    Args:
+        images: ``(N, H, W, 3)`` or one ``(H, W, 3)`` uint8 image.
+        masks: ``(N, H, W)`` / ``(H, W)``, nonzero on the face.
+        mode: ``"zero"`` (black background, as a segmentation cut-out) or ``"blur"`` (keeps the
+            background's coarse colour, removes its detail).
+        blur_sigma: Gaussian sigma in pixels for ``"blur"``.
+
+    Returns:
+        Same shape and dtype as ``images``; face pixels unchanged.
+    """
+    if mode not in BACKGROUND_MODES:
+        raise ValueError(f"background mode must be one of {BACKGROUND_MODES}, got {mode!r}")
+    if images.shape[:-1] != masks.shape:
+        raise ValueError(f"images {images.shape} and masks {masks.shape} do not match")
+    keep = (masks > 0)[..., None]
+    if mode == "zero":
+        return np.where(keep, images, 0).astype(np.uint8)
+    batch = images[None] if images.ndim == 3 else images
+    blurred = np.stack([cv2.GaussianBlur(im, (0, 0), blur_sigma) for im in batch])
+    blurred = blurred[0] if images.ndim == 3 else blurred
+    return np.where(keep, images, blurred).astype(np.uint8)
+
+
+def mask_preview_grid(
+    images: np.ndarray,
+    masks: np.ndarray,
+    segmented: np.ndarray | None = None,
+    max_rows: int = 8,
+    gap: int = 2,
+) -> np.ndarray:
+    """Rows of image / mask overlay / segmented image (the last column only when given).
+
+    Args:
+        images: ``(N, H, W, 3)`` RGB uint8.
+        masks: ``(N, H, W)``, nonzero on the face.
+        segmented: ``(N, H, W, 3)`` background-removed images, or ``None`` to compute the
+            zero-background cut-out.
+        max_rows: At most this many samples.
+        gap: White pixels between tiles.
+
+    Returns:
+        RGB uint8 ``(rows * (H + gap) - gap, 3 * (W + gap) - gap, 3)``.
+    """
+    rows = min(max_rows, len(images))
+    if rows == 0:
+        raise ValueError("mask_preview_grid got no images")
+    h, w = images.shape[1:3]
+    if segmented is None:
+        segmented = remove_background(images[:rows], masks[:rows], "zero")
+    grid = np.full((rows * (h + gap) - gap, 3 * (w + gap) - gap, 3), 255, np.uint8)
+    for r in range(rows):
+        overlay = images[r].astype(np.float32)
+        face = (masks[r] > 0)[..., None]
+        overlay = np.where(face, 0.55 * overlay + 0.45 * np.array([42, 157, 143]), overlay * 0.6)
+        contours, _ = cv2.findContours(
+            (masks[r] > 0).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE
+        )
+        overlay = overlay.round().astype(np.uint8)
+        cv2.drawContours(overlay, contours, -1, (255, 255, 0), 1)
+        tiles = (images[r], overlay, segmented[r])
+        for c, tile in enumerate(tiles):
+            y, x = r * (h + gap), c * (w + gap)
+            grid[y : y + h, x : x + w] = tile
+    return grid
+
+
+def save_rgb_png(path: str | Path, image: np.ndarray) -> Path:
+    """Write an RGB (or gray) uint8 image as PNG with OpenCV; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
+    if not cv2.imwrite(str(path), bgr):
+        raise OSError(f"could not write {path}")
+    return path
+
+
+def face_mask_train_transform(hflip_p: float = 0.5, degrees: float = 10.0) -> v2.Transform:
+    """Mirror and small affine jitter of image and mask together (mask nearest-neighbour).
+
+    Shape:
+        input/output: ``(tv_tensors.Image (3, S, S) float, tv_tensors.Mask (S, S) int64)``
+    """
+    return v2.Compose(
+        [
+            v2.RandomHorizontalFlip(p=hflip_p),
+            v2.RandomAffine(
+                degrees=degrees,
+                translate=(0.05, 0.05),
+                scale=(0.9, 1.1),
+                fill={tv_tensors.Image: -1.0, tv_tensors.Mask: 0},
+            ),
+        ]
+    )
+
+
+def to_model_input(images: np.ndarray) -> torch.Tensor:
+    """RGB uint8 ``(N, H, W, 3)`` -> float ``(N, 3, H, W)`` in ``[-1, 1]`` (the classifier's scaling)."""
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+class FaceMaskDataset(Dataset):
+    """RGB faces with binary face masks.
+
+    Shape:
+        item: ``(image float32 (3, S, S) in [-1, 1], mask int64 (S, S) in {0, 1})``
+    """
+
+    def __init__(
+        self, images: np.ndarray, masks: np.ndarray, transform: v2.Transform | None = None
+    ) -> None:
+        if len(images) != len(masks):
+            raise ValueError(f"{len(images)} images but {len(masks)} masks")
+        self.images, self.masks, self.transform = images, masks, transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = tv_tensors.Image(to_model_input(self.images[index : index + 1])[0])
+        mask = tv_tensors.Mask(torch.from_numpy(self.masks[index].astype(np.int64)))
+        if self.transform is not None:
+            image, mask = self.transform(image, mask)
+        return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor)
+
+
+class FaceMaskDataModule(LitlabDataModule):
+    """Face images and masks of the autism layout, for training the face segmenter.
+
+    Trains on ``train/`` and validates on ``valid/`` (the Kaggle folders); masks come from
+    ``mask_root`` when given, else are pseudo-masks (module docstring). A preview grid of the
+    masks is written on setup (:attr:`preview_path`) so they can be judged.
+
+    Args:
+        root: Kaggle-layout folder ``<split>/<autistic|non_autistic>/*``; ``None`` uses the
+            embedded drawn faces.
+        mask_root: Folder of masks mirroring ``root`` (nonzero = face); ``None`` makes pseudo-masks.
+        image_size: Side of images and masks (a multiple of 16 for DeepLabV3+).
+        box_method: Pseudo-mask face box: ``auto``, ``haar``, ``skin`` or ``centre``.
+        grabcut_iterations: GrabCut iterations per pseudo-mask.
+        grabcut_size: Side GrabCut runs at.
+        augment: Mirror/affine jitter of training pairs.
+        synthetic_counts: Images per class per split of the embedded dataset.
+        synthetic_seed: Seed of the embedded dataset.
+        synthetic_background_bias: See :func:`datamodules.synthetic.autism.draw_autism_faces`.
+        batch_size, num_workers, pin_memory, seed: See :class:`LitlabDataModule`.
+
+    Shape:
+        batch: ``(image float32 (B, 3, S, S) in [-1, 1], mask int64 (B, S, S))``
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        mask_root: str | None = None,
+        image_size: int = 224,
+        box_method: str = "auto",
+        grabcut_iterations: int = 5,
+        grabcut_size: int = 128,
+        augment: bool = True,
+        synthetic_counts: dict[str, int] | None = None,
+        synthetic_seed: int = 0,
+        synthetic_background_bias: float = 0.0,
+        batch_size: int = 8,
+        num_workers: int = 2,
+        pin_memory: bool | None = None,
+        seed: int = 42,
+    ) -> None:
+        super().__init__(batch_size, num_workers, pin_memory, seed)
+        if box_method not in BOX_METHODS:
+            raise ValueError(f"box_method must be one of {BOX_METHODS}, got {box_method!r}")
+        if image_size < 16:
+            raise ValueError(f"image_size must be >= 16, got {image_size}")
+        self.root = root
+        self.mask_root = mask_root
+        self.image_size = image_size
+        self.box_method = box_method
+        self.grabcut_iterations = grabcut_iterations
+        self.grabcut_size = grabcut_size
+        self.augment = augment
+        self.synthetic = {
+            "counts": synthetic_counts,
+            "seed": synthetic_seed,
+            "background_bias": synthetic_background_bias,
+        }
+        self.layout: AutismLayout | None = None
+        self.preview_path: Path | None = None
+
+    @property
+    def class_names(self) -> list[str]:
+        """``["background", "face"]``."""
+        return list(MASK_CLASSES)
+
+    @property
+    def num_classes(self) -> int:
+        return len(MASK_CLASSES)
+
+    def data_root(self) -> Path:
+        """``root``, or the embedded folder (generated on first use)."""
+        if self.root:
+            return Path(self.root).expanduser()
+        return embedded_autism_folder(**self.synthetic)
+
+    def load_split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(images (N, S, S, 3), masks (N, S, S))`` of one Kaggle split folder."""
+        layout = index_autism_layout(self.data_root())
+        paths = layout.split(split).paths
+        images = load_images(paths, self.image_size, "rgb", cache_root() / "autism" / "images")
+        if self.mask_root:
+            masks = load_mask_folder(self.mask_root, layout.root, paths, self.image_size)
+        else:
+            masks = make_pseudo_masks(
+                images,
+                self.box_method,
+                self.grabcut_iterations,
+                self.grabcut_size,
+                cache_dir=cache_root() / "autism" / "masks",
+            ).masks
+        return images, masks
+
+    def prepare_data(self) -> None:
+        """Generate the embedded data and the pseudo-mask caches once (local rank 0)."""
+        for split in ("train", "valid"):
+            self.load_split(split)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        self.layout = index_autism_layout(self.data_root())
+        (train_x, train_m), (val_x, val_m) = self.load_split("train"), self.load_split("valid")
+        tf = face_mask_train_transform() if self.augment else None
+        self.train_set = FaceMaskDataset(train_x, train_m, tf)
+        self.val_set = FaceMaskDataset(val_x, val_m)
+        self.test_set = self.val_set  # the segmenter has no labelled test masks of its own
+        self.preview_path = save_rgb_png(
+            cache_root()
+            / "autism"
+            / "previews"
+            / f"masks-{self.layout.root.name}-{self.image_size}.png",
+            mask_preview_grid(val_x, val_m, max_rows=8),
+        )
+        log.info(
+            "face masks (%s): %d train / %d valid images at %d px; preview grid %s",
+            "mask folder" if self.mask_root else "pseudo-masks",
+            len(train_x),
+            len(val_x),
+            self.image_size,
+            self.preview_path,
+        )
