@@ -4,8 +4,8 @@ The autism paper trains DeepLabV3+ to segment faces but publishes no masks, and 
 none. Without a mask folder, pseudo-masks are made automatically with classical OpenCV tools:
 
 1. **Face box**: OpenCV's Haar frontal-face cascade (``datamodules.transforms.HaarFaceDetector``)
-   when this OpenCV build ships it. OpenCV 5 wheels may not; ``box_method="auto"`` then uses a
-   skin-colour box: pixels inside the YCrCb skin range of Chai & Ngan (1999,
+   when this OpenCV build ships it (OpenCV 5 wheels may not); where it finds no face, or is
+   missing, a skin-colour box: pixels inside the YCrCb skin range of Chai & Ngan (1999,
    Cr 133..173, Cb 77..127), cleaned by a morphological open/close, largest connected region that
    neither fills the frame nor hugs its border. Where no box is found, a centred box (the
    dataset's images are face crops) is used; each source is counted and logged.
@@ -51,7 +51,7 @@ BACKGROUND_MODES: tuple[str, ...] = ("zero", "blur")
 MASK_CLASSES: tuple[str, ...] = ("background", "face")
 
 # Bump when the mask-making code changes, so stale caches are never reused.
-_CACHE_VERSION = 1
+_CACHE_VERSION = 3
 # How far a detected box is grown (fractions of its width/height) before GrabCut: a Haar box
 # spans brows to mouth, a skin box stops at the hairline, and GrabCut can only shrink the region.
 _GROW = {"haar": (0.25, 0.45, 0.25), "skin": (0.12, 0.35, 0.1), "centre": (0.0, 0.0, 0.0)}
@@ -128,6 +128,14 @@ def _grow_box(box: Box, grow: tuple[float, float, float], height: int, width: in
     return x0, y0, max(1, x1 - x0), max(1, y1 - y0)
 
 
+def _box_ellipse(box: Box, height: int, width: int) -> np.ndarray:
+    """``(H, W)`` uint8 ellipse inscribed in ``box`` (the shape prior of a face)."""
+    x, y, w, h = box
+    out = np.zeros((height, width), np.uint8)
+    cv2.ellipse(out, (x + w // 2, y + h // 2), (max(1, w // 2), max(1, h // 2)), 0, 0, 360, 1, -1)
+    return out
+
+
 def _fill_largest(mask: np.ndarray) -> np.ndarray:
     """The largest 8-connected region of a binary mask with its holes filled."""
     contours, _ = cv2.findContours(
@@ -145,6 +153,7 @@ def grabcut_mask(
     skin: np.ndarray | None = None,
     iterations: int = 5,
     work_size: int = 128,
+    sure_outside: bool = True,
 ) -> np.ndarray:
     """Refine a face box into a face mask with GrabCut.
 
@@ -154,6 +163,9 @@ def grabcut_mask(
         skin: Optional ``(H, W)`` skin map; skin pixels in the box start as probable face.
         iterations: GrabCut iterations.
         work_size: Longer side GrabCut runs at (the mask is resized back).
+        sure_outside: Outside the box is sure background. ``False`` (for guessed boxes, which
+            may cut through a face that fills the frame) makes it probable background and only
+            the image border sure background.
 
     Returns:
         ``(H, W)`` uint8 mask, 1 on the face.
@@ -166,7 +178,9 @@ def grabcut_mask(
     x, y, bw, bh = box
     x0, y0 = int(x * fx), int(y * fy)
     x1, y1 = min(sw, max(x0 + 2, int((x + bw) * fx))), min(sh, max(y0 + 2, int((y + bh) * fy)))
-    init = np.full((sh, sw), cv2.GC_BGD, np.uint8)
+    init = np.full((sh, sw), cv2.GC_BGD if sure_outside else cv2.GC_PR_BGD, np.uint8)
+    if not sure_outside:
+        init[[0, -1], :] = init[:, [0, -1]] = cv2.GC_BGD
     init[y0:y1, x0:x1] = cv2.GC_PR_BGD
     centre = ((x0 + x1) // 2, (y0 + y1) // 2)
     half = ((x1 - x0) // 2, (y1 - y0) // 2)
@@ -201,7 +215,8 @@ class PseudoMasks:
     Attributes:
         masks: ``(N, H, W)`` uint8, 1 on the face.
         boxes: ``(N, 4)`` int32 grown boxes ``(x, y, w, h)`` GrabCut started from.
-        sources: How many boxes came from each source (``haar``, ``skin``, ``centre``).
+        sources: How many boxes came from each source (``haar``, ``skin``, ``centre``);
+            ``<source>+ellipse`` where GrabCut collapsed and the box's ellipse was used.
     """
 
     masks: np.ndarray
@@ -209,18 +224,22 @@ class PseudoMasks:
     sources: dict[str, int]
 
 
-def _resolve_box_method(box_method: str) -> tuple[str, BoxDetector | None]:
+def _box_detectors(box_method: str) -> list[tuple[str, BoxDetector]]:
+    """The detectors tried in order for a ``box_method``; the centred box comes after them all."""
     if box_method not in BOX_METHODS:
         raise ValueError(f"box_method must be one of {BOX_METHODS}, got {box_method!r}")
+    if box_method == "centre":
+        return []
+    detectors: list[tuple[str, BoxDetector]] = []
     if box_method in ("auto", "haar"):
         haar = make_face_detector(True if box_method == "haar" else "auto")
         if haar is not None:
-            return "haar", haar
-        log.info("pseudo-masks: no Haar cascade in this OpenCV build; using skin-colour boxes")
-        return "skin", SkinBoxDetector()
-    if box_method == "skin":
-        return "skin", SkinBoxDetector()
-    return "centre", None
+            detectors.append(("haar", haar))
+        else:
+            log.info("pseudo-masks: no Haar cascade in this OpenCV build; using skin-colour boxes")
+    # Skin colour also backs up the cascade, which misses turned, small or unusual faces.
+    detectors.append(("skin", SkinBoxDetector()))
+    return detectors
 
 
 def _pixels_key(images: np.ndarray, options: str) -> str:
@@ -254,8 +273,8 @@ def make_pseudo_masks(
         raise ValueError(
             f"images must be uint8 (N, H, W, 3) RGB, got {images.dtype} {images.shape}"
         )
-    method, detector = _resolve_box_method(box_method)
-    token = getattr(detector, "cache_token", method)
+    detectors = _box_detectors(box_method)
+    token = "+".join(getattr(d, "cache_token", name) for name, d in detectors) or "centre"
     cache_file = None
     if cache_dir is not None:
         key = _pixels_key(images, f"{token}|{iterations}|{work_size}")
@@ -281,19 +300,31 @@ def make_pseudo_masks(
     masks = np.zeros((n, h, w), np.uint8)
     boxes = np.zeros((n, 4), np.int32)
     sources: Counter[str] = Counter()
-    skin_detector = detector if isinstance(detector, SkinBoxDetector) else SkinBoxDetector()
+    skin_detector = SkinBoxDetector()
     for i in tqdm(range(n), desc="pseudo-masks (GrabCut)", unit="img", leave=False, disable=n < 32):
-        box = detector.detect(images[i]) if detector is not None else None
-        source = method if box is not None else "centre"
+        box, source = None, "centre"
+        for name, detector in detectors:
+            box = detector.detect(images[i])
+            if box is not None:
+                source = name
+                break
         if box is None:
             box = centre_box(h, w)
         box = _grow_box(box, _GROW[source], h, w)
         skin = skin_detector.skin_mask(images[i])
-        masks[i] = grabcut_mask(images[i], box, skin, iterations, work_size)
+        mask = grabcut_mask(images[i], box, skin, iterations, work_size, source != "centre")
+        prior = _box_ellipse(box, h, w)
+        if mask.sum() < 0.5 * prior.sum():
+            # GrabCut kept little more than its sure-face core: no colour contrast between face
+            # and surroundings (e.g. gray, tightly cropped faces). The box's ellipse is a
+            # better guess than that core.
+            mask, source = prior, f"{source}+ellipse"
+        masks[i] = mask
         boxes[i] = box
         sources[source] += 1
     result = PseudoMasks(masks=masks, boxes=boxes, sources=dict(sources))
-    fallbacks = sources.get("centre", 0) if method != "centre" else 0
+    centred = sum(v for k, v in sources.items() if k.startswith("centre"))
+    fallbacks = centred if detectors else 0
     log.info(
         "pseudo-masks for %d images: boxes from %s%s",
         n,
@@ -495,6 +526,8 @@ class FaceMaskDataModule(LitlabDataModule):
         grabcut_iterations: GrabCut iterations per pseudo-mask.
         grabcut_size: Side GrabCut runs at.
         augment: Mirror/affine jitter of training pairs.
+        limit_per_class: Use only the first this many images of each class per split (smoke
+            runs: no pseudo-masks are made for images a ``fast_dev_run`` never reaches).
         synthetic_counts: Images per class per split of the embedded dataset.
         synthetic_seed: Seed of the embedded dataset.
         synthetic_background_bias: See :func:`datamodules.synthetic.autism.draw_autism_faces`.
@@ -513,6 +546,7 @@ class FaceMaskDataModule(LitlabDataModule):
         grabcut_iterations: int = 5,
         grabcut_size: int = 128,
         augment: bool = True,
+        limit_per_class: int | None = None,
         synthetic_counts: dict[str, int] | None = None,
         synthetic_seed: int = 0,
         synthetic_background_bias: float = 0.0,
@@ -533,6 +567,7 @@ class FaceMaskDataModule(LitlabDataModule):
         self.grabcut_iterations = grabcut_iterations
         self.grabcut_size = grabcut_size
         self.augment = augment
+        self.limit_per_class = limit_per_class
         self.synthetic = {
             "counts": synthetic_counts,
             "seed": synthetic_seed,
@@ -559,7 +594,14 @@ class FaceMaskDataModule(LitlabDataModule):
     def load_split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """``(images (N, S, S, 3), masks (N, S, S))`` of one Kaggle split folder."""
         layout = index_autism_layout(self.data_root())
-        paths = layout.split(split).paths
+        index = layout.split(split)
+        paths = [
+            p
+            for label in range(len(index.classes))
+            for p in [q for q, y in zip(index.paths, index.labels, strict=True) if y == label][
+                : self.limit_per_class
+            ]
+        ]
         images = load_images(paths, self.image_size, "rgb", cache_root() / "autism" / "images")
         if self.mask_root:
             masks = load_mask_folder(self.mask_root, layout.root, paths, self.image_size)

@@ -313,6 +313,7 @@ class SegmentationChain:
                 grabcut_iterations=self.grabcut_iterations,
                 grabcut_size=self.grabcut_size,
                 augment=True,
+                limit_per_class=self._limit(),
                 batch_size=self.segmenter["batch_size"],
                 num_workers=self.num_workers,
                 seed=self.seed,
@@ -384,7 +385,10 @@ class SegmentationChain:
         layout = self.layout()
         limit = self._limit()
         device = self.stage.device()
-        model = SegmentationModule.load_from_checkpoint(str(checkpoint), map_location=device)
+        # weights_only: the checkpoint holds tensors and plain hyperparameters only.
+        model = SegmentationModule.load_from_checkpoint(
+            str(checkpoint), map_location=device, weights_only=True
+        )
         model.eval()
         final = self.copy_dir()
         final.parent.mkdir(parents=True, exist_ok=True)

@@ -151,3 +151,6 @@ def test_face_mask_datamodule_serves_image_mask_pairs(tmp_path: Path) -> None:
     assert x.shape == (2, 3, 32, 32) and m.shape == (2, 32, 32) and m.dtype == torch.int64
     assert set(m.unique().tolist()) <= {0, 1} and len(dm.val_set) == 2
     assert dm.preview_path is not None and dm.preview_path.is_file()
+    smoke = FaceMaskDataModule(root=dm.root, image_size=32, grabcut_size=32, limit_per_class=1)
+    smoke.setup("fit")
+    assert (len(smoke.train_set), len(smoke.val_set)) == (2, 2)
