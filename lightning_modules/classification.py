@@ -21,6 +21,7 @@ from torchmetrics.classification import (
 
 from lightning_modules import keys
 from lightning_modules.optim import configure
+from lightning_modules.pretrained import load_pretrained, set_backbone_trainable
 from lightning_modules.visuals import log_image
 
 log = logging.getLogger(__name__)
@@ -47,12 +48,6 @@ def adapt_stem_fer48(net: nn.Module, in_chans: int) -> None:
         )
     net.conv1 = nn.Conv2d(in_chans, conv1.out_channels, 3, stride=1, padding=1, bias=False)
     net.maxpool = nn.Identity()
-
-
-def backbone_parameters(net: nn.Module) -> list[nn.Parameter]:
-    """Every parameter of a timm model except its classifier head's."""
-    head = {id(p) for p in net.get_classifier().parameters()}
-    return [p for p in net.parameters() if id(p) not in head]
 
 
 def confusion_figure(matrix: np.ndarray, class_names: list[str], title: str) -> plt.Figure:
@@ -132,8 +127,6 @@ class ClassificationModule(pl.LightningModule):
         if stem == "fer48":
             adapt_stem_fer48(self.net, in_chans)
         if pretrained:
-            from lightning_modules.pretrained import load_pretrained
-
             load_pretrained(self.net, backbone if pretrained is True else str(pretrained))
         self.criterion = nn.CrossEntropyLoss()
         metrics = MetricCollection(
@@ -166,9 +159,7 @@ class ClassificationModule(pl.LightningModule):
         self.val_acc_best.reset()
 
     def on_train_epoch_start(self) -> None:
-        frozen = self.current_epoch < self.hparams.freeze_backbone_epochs
-        for p in backbone_parameters(self.net):
-            p.requires_grad_(not frozen)
+        set_backbone_trainable(self.net, self.current_epoch >= self.hparams.freeze_backbone_epochs)
 
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int

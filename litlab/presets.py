@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import yaml
 
-PRESET_DIR = Path(str(resources.files("litlab") / "presets"))
+PRESET_DIR = Path(__file__).resolve().parent / "presets"
 
 
 def preset_names() -> list[str]:
