@@ -285,7 +285,12 @@ def main(argv: list[str]) -> int:
                     print(f"litlab report: skipping the {arm} arm: {err}", file=sys.stderr)
         if not runs:
             raise FileNotFoundError(f"no autism runs found under {args.runs}; pass --raw/--seg")
-        arms = {arm: arm_rows(run, args.bootstrap) for arm, run in runs.items()}
+        # Distinct seeds: the arms' bootstraps must be independent draws, or the interval of
+        # their difference collapses.
+        arms = {
+            arm: arm_rows(run, args.bootstrap, seed=1000 * k)
+            for k, (arm, run) in enumerate(runs.items())
+        }
     except (FileNotFoundError, ValueError) as err:
         print(f"litlab report: error: {err}", file=sys.stderr)
         return 2

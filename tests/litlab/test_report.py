@@ -63,6 +63,10 @@ def test_report_prints_table_one_beside_the_paper(tmp_path: Path, capsys) -> Non
     for text in ("83.7%", "82.4%", "85.9%", "90.0%", "87.0%", "82.0% [", "86.0% ["):
         assert text in out, text
     assert "segmented - raw accuracy: +4.0 points" in out
+    # independent bootstraps: the difference of two n=100 accuracies is uncertain by ~+-11 points
+    line = next(x for x in out.splitlines() if x.startswith("segmented - raw"))
+    lo, hi = (float(v) for v in line.split("interval ")[1].split(";")[0].split(" to "))
+    assert lo < 0 < 4 < hi and 15 < hi - lo < 30
     assert "2 of 100 test images have an identical training image" in out
     assert "not a screening or diagnostic tool" in out
     assert (tmp_path / "runs/autism-report/table.txt").read_text().strip() in out
