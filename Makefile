@@ -25,9 +25,9 @@ GPUS    ?=
 EXTRA   ?=
 FER_EPOCHS ?= 5
 ifeq ($(strip $(DATA)),)
-TRIALS  ?= 6
-EPOCHS  ?= 4
-SIZE    ?= 96
+TRIALS  ?= 8
+EPOCHS  ?= 5
+SIZE    ?= 128
 SWEEP_DATA_ARGS := --data.synthetic_patients=10 --data.synthetic_slices=8 --data.num_workers=1
 else
 TRIALS  ?= 30
@@ -38,7 +38,7 @@ endif
 STUDY   ?= liver-$(SAMPLER)
 
 .PHONY: help install test test-full lint format train-fer2013 train-ckplus train-faceexpr \
-        train-autism train-liver sweep-liver bench report clean
+        train-autism train-liver sweep-liver bench clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -66,6 +66,20 @@ format: $(STAMP) ## Format and auto-fix with ruff
 
 train-fer2013: $(STAMP) ## Train the paper's best FER2013 ResNet-50 (embedded data unless DATA=fer2013.csv; FER_EPOCHS=)
 	$(BIN)/litlab fit --config fer2013-resnet50 $(if $(DATA),--data.csv_path=$(DATA),--trainer.max_epochs=$(FER_EPOCHS)) $(EXTRA)
+
+train-ckplus: $(STAMP) ## CK+ ResNet-50 from scratch, paper's 80/20 (embedded data unless DATA=CK+48 folder)
+	$(BIN)/litlab fit --config ckplus-resnet50-scratch $(if $(DATA),--data.root=$(DATA)) $(EXTRA)
+
+train-faceexpr: $(STAMP) ## FaceNet triplet embeddings, kNN-evaluated (embedded data unless DATA=folder)
+	$(BIN)/litlab fit --config faceexpr-facenet $(if $(DATA),--data.root=$(DATA)) $(EXTRA)
+
+train-autism: $(STAMP) ## Both autism arms, raw then segment-then-classify, and their Table 1 (DATA=Kaggle folder)
+	$(BIN)/litlab fit --config autism-resnet50 $(if $(DATA),--data.root=$(DATA)) $(EXTRA)
+	$(BIN)/litlab fit --config autism-seg-resnet50 $(if $(DATA),--data.root=$(DATA)) $(EXTRA)
+	$(BIN)/litlab report autism
+
+train-liver: $(STAMP) ## Train the liver DeepLabV3Plus preset once (embedded phantoms unless DATA=folder)
+	$(BIN)/litlab fit --config liver-deeplabv3plus $(if $(DATA),--data.root=$(DATA)) $(EXTRA)
 
 sweep-liver: $(STAMP) ## Optuna sweep of the liver DeepLabV3Plus preset (DATA= TRIALS= SAMPLER= GPUS= PRUNER= EPOCHS=)
 	$(BIN)/litlab sweep --config liver-deeplabv3plus --sampler $(SAMPLER) --n-trials $(TRIALS) \

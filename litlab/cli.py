@@ -168,8 +168,8 @@ class LitlabCLI(LightningCLI):
         self.test_results = {
             k: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith("test/")
         }
-        if self.trainer.is_global_zero:
-            print_summary(self.test_results, Path(self.trainer.default_root_dir), None)
+        if self.trainer.is_global_zero:  # Lightning has printed the metrics table already
+            print_summary({}, Path(self.trainer.default_root_dir), None)
 
 
 def checkpoint_callbacks(dirpath: Path, model: pl.LightningModule) -> list[ModelCheckpoint]:
