@@ -52,18 +52,29 @@ def _draw_one(style: np.ndarray, rng: np.random.Generator, size: int) -> np.ndar
     eye_h = max(1.0, eye_w * 0.45 * eye_open)
     for side in (-1, 1):
         ex = cx + side * eye_dx
-        cv2.ellipse(img, (int(ex), int(eye_y)), (int(eye_w), int(eye_h)), 0, 0, 360, dark, -1, cv2.LINE_AA)
+        cv2.ellipse(
+            img, (int(ex), int(eye_y)), (int(eye_w), int(eye_h)), 0, 0, 360, dark, -1, cv2.LINE_AA
+        )
         # Brow: a thick line whose inner end moves by brow_slant and whole height by brow_raise.
         by = eye_y - s * (0.16 + brow_raise)
         inner = (int(cx + side * eye_dx * 0.35), int(by + s * brow_slant))
         outer = (int(cx + side * eye_dx * 1.45), int(by - s * brow_slant * 0.3))
         cv2.line(img, inner, outer, dark, max(2, int(s * 0.07)), cv2.LINE_AA)
     # Nose: a short vertical stroke.
-    cv2.line(img, (int(cx), int(cy - s * 0.05)), (int(cx), int(cy + s * 0.15)), skin * 0.7, 2, cv2.LINE_AA)
+    cv2.line(
+        img,
+        (int(cx), int(cy - s * 0.05)),
+        (int(cx), int(cy + s * 0.15)),
+        skin * 0.7,
+        2,
+        cv2.LINE_AA,
+    )
     # Mouth: a quadratic curve (smile > 0) opened into a filled polygon by mouth_open.
     my, mw = cy + s * rng.uniform(0.38, 0.48), fw * rng.uniform(0.45, 0.6)
     xs = np.linspace(-1, 1, 21)
-    curve = mouth_curve * s * (1 - xs**2) + lip_asym * s * xs  # y grows downwards: centre drops in a smile
+    curve = (
+        mouth_curve * s * (1 - xs**2) + lip_asym * s * xs
+    )  # y grows downwards: centre drops in a smile
     upper = np.stack([cx + xs * mw, my + curve - mouth_open * s * 0.5 * (1 - xs**2)], 1)
     lower = np.stack([cx + xs * mw, my + curve + mouth_open * s * 0.5 * (1 - xs**2)], 1)
     poly = np.concatenate([upper, lower[::-1]]).astype(np.int32)
@@ -97,7 +108,9 @@ def draw_faces(labels: np.ndarray, seed: int, size: int = 48) -> np.ndarray:
     """
     labels = np.asarray(labels, dtype=np.int64)
     if labels.size and (labels.min() < 0 or labels.max() >= NUM_STYLES):
-        raise ValueError(f"labels must lie in [0, {NUM_STYLES}), got {labels.min()}..{labels.max()}")
+        raise ValueError(
+            f"labels must lie in [0, {NUM_STYLES}), got {labels.min()}..{labels.max()}"
+        )
     rng = np.random.default_rng(seed)
     out = np.empty((len(labels), size, size), np.uint8)
     for i, label in enumerate(labels):

@@ -134,7 +134,7 @@ def test_datamodule_splits_and_batches(tmp_path):
     assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (320, 40, 40)
     x, y = next(iter(dm.train_dataloader()))
     assert x.shape == (16, 1, 48, 48) and x.dtype.is_floating_point
-    assert -1.0 <= x.min() and x.max() <= 1.0 and y.dtype.is_signed
+    assert x.min() >= -1.0 and x.max() <= 1.0 and y.dtype.is_signed
     rnd = FER2013DataModule(csv_path=str(path), split="random", num_workers=0, seed=1)
     rnd.setup()
     sizes = (len(rnd.train_set), len(rnd.val_set), len(rnd.test_set))
