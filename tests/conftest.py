@@ -26,7 +26,7 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
 
 @pytest.fixture
 def shared_data() -> Path:
-    """``../shared/data`` beside the checkout; skips the test when it is absent."""
+    """The real sample data folder (shared/data beside the checkout); skips when it is absent."""
     if not SHARED_DATA.is_dir():
-        pytest.skip("../shared/data is not present")
+        pytest.skip(f"sample data folder {SHARED_DATA} is not present")
     return SHARED_DATA
