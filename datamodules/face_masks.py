@@ -19,7 +19,8 @@ none. Without a mask folder, pseudo-masks are made automatically with classical 
 Masks are cached (keyed by the pixels and every option) and :func:`mask_preview_grid` draws a
 grid of image / mask / segmented tiles so a user can judge them before training on them.
 
-:class:`FaceMaskDataModule` serves ``(image, mask)`` pairs of the autism layout for the segmenter.
+:class:`datamodules.face_segmentation.FaceMaskDataModule` serves ``(image, mask)`` pairs of the
+autism layout for the segmenter.
 """
 
 from __future__ import annotations
@@ -33,15 +34,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
-from torch.utils.data import Dataset
-from torchvision import tv_tensors
-from torchvision.transforms import v2
 from tqdm.auto import tqdm
 
-from datamodules.autism import AutismLayout, embedded_autism_folder, index_autism_layout
-from datamodules.base import LitlabDataModule, cache_root
-from datamodules.folders import IMAGE_EXTENSIONS, decode_image, load_images, resize_image
+from datamodules.folders import IMAGE_EXTENSIONS, decode_image, resize_image
 from datamodules.transforms import Box, BoxDetector, make_face_detector
 
 log = logging.getLogger(__name__)
@@ -459,188 +454,3 @@ def save_rgb_png(path: str | Path, image: np.ndarray) -> Path:
     if not cv2.imwrite(str(path), bgr):
         raise OSError(f"could not write {path}")
     return path
-
-
-def face_mask_train_transform(hflip_p: float = 0.5, degrees: float = 10.0) -> v2.Transform:
-    """Mirror and small affine jitter of image and mask together (mask nearest-neighbour).
-
-    Shape:
-        input/output: ``(tv_tensors.Image (3, S, S) float, tv_tensors.Mask (S, S) int64)``
-    """
-    return v2.Compose(
-        [
-            v2.RandomHorizontalFlip(p=hflip_p),
-            v2.RandomAffine(
-                degrees=degrees,
-                translate=(0.05, 0.05),
-                scale=(0.9, 1.1),
-                fill={tv_tensors.Image: -1.0, tv_tensors.Mask: 0},
-            ),
-        ]
-    )
-
-
-def to_model_input(images: np.ndarray) -> torch.Tensor:
-    """RGB uint8 ``(N, H, W, 3)`` -> float ``(N, 3, H, W)`` in ``[-1, 1]`` (the classifier's scaling)."""
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-
-
-class FaceMaskDataset(Dataset):
-    """RGB faces with binary face masks.
-
-    Shape:
-        item: ``(image float32 (3, S, S) in [-1, 1], mask int64 (S, S) in {0, 1})``
-    """
-
-    def __init__(
-        self, images: np.ndarray, masks: np.ndarray, transform: v2.Transform | None = None
-    ) -> None:
-        if len(images) != len(masks):
-            raise ValueError(f"{len(images)} images but {len(masks)} masks")
-        self.images, self.masks, self.transform = images, masks, transform
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image = tv_tensors.Image(to_model_input(self.images[index : index + 1])[0])
-        mask = tv_tensors.Mask(torch.from_numpy(self.masks[index].astype(np.int64)))
-        if self.transform is not None:
-            image, mask = self.transform(image, mask)
-        return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor)
-
-
-class FaceMaskDataModule(LitlabDataModule):
-    """Face images and masks of the autism layout, for training the face segmenter.
-
-    Trains on ``train/`` and validates on ``valid/`` (the Kaggle folders); masks come from
-    ``mask_root`` when given, else are pseudo-masks (module docstring). A preview grid of the
-    masks is written on setup (:attr:`preview_path`) so they can be judged.
-
-    Args:
-        root: Kaggle-layout folder ``<split>/<autistic|non_autistic>/*``; ``None`` uses the
-            embedded drawn faces.
-        mask_root: Folder of masks mirroring ``root`` (nonzero = face); ``None`` makes pseudo-masks.
-        image_size: Side of images and masks (a multiple of 16 for DeepLabV3+).
-        box_method: Pseudo-mask face box: ``auto``, ``haar``, ``skin`` or ``centre``.
-        grabcut_iterations: GrabCut iterations per pseudo-mask.
-        grabcut_size: Side GrabCut runs at.
-        augment: Mirror/affine jitter of training pairs.
-        limit_per_class: Use only the first this many images of each class per split (smoke
-            runs: no pseudo-masks are made for images a ``fast_dev_run`` never reaches).
-        synthetic_counts: Images per class per split of the embedded dataset.
-        synthetic_seed: Seed of the embedded dataset.
-        synthetic_background_bias: See :func:`datamodules.synthetic.autism.draw_autism_faces`.
-        batch_size, num_workers, pin_memory, seed: See :class:`LitlabDataModule`.
-
-    Shape:
-        batch: ``(image float32 (B, 3, S, S) in [-1, 1], mask int64 (B, S, S))``
-    """
-
-    def __init__(
-        self,
-        root: str | None = None,
-        mask_root: str | None = None,
-        image_size: int = 224,
-        box_method: str = "auto",
-        grabcut_iterations: int = 5,
-        grabcut_size: int = 128,
-        augment: bool = True,
-        limit_per_class: int | None = None,
-        synthetic_counts: dict[str, int] | None = None,
-        synthetic_seed: int = 0,
-        synthetic_background_bias: float = 0.0,
-        batch_size: int = 8,
-        num_workers: int = 2,
-        pin_memory: bool | None = None,
-        seed: int = 42,
-    ) -> None:
-        super().__init__(batch_size, num_workers, pin_memory, seed)
-        if box_method not in BOX_METHODS:
-            raise ValueError(f"box_method must be one of {BOX_METHODS}, got {box_method!r}")
-        if image_size < 16:
-            raise ValueError(f"image_size must be >= 16, got {image_size}")
-        self.root = root
-        self.mask_root = mask_root
-        self.image_size = image_size
-        self.box_method = box_method
-        self.grabcut_iterations = grabcut_iterations
-        self.grabcut_size = grabcut_size
-        self.augment = augment
-        self.limit_per_class = limit_per_class
-        self.synthetic = {
-            "counts": synthetic_counts,
-            "seed": synthetic_seed,
-            "background_bias": synthetic_background_bias,
-        }
-        self.layout: AutismLayout | None = None
-        self.preview_path: Path | None = None
-
-    @property
-    def class_names(self) -> list[str]:
-        """``["background", "face"]``."""
-        return list(MASK_CLASSES)
-
-    @property
-    def num_classes(self) -> int:
-        return len(MASK_CLASSES)
-
-    def data_root(self) -> Path:
-        """``root``, or the embedded folder (generated on first use)."""
-        if self.root:
-            return Path(self.root).expanduser()
-        return embedded_autism_folder(**self.synthetic)
-
-    def load_split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """``(images (N, S, S, 3), masks (N, S, S))`` of one Kaggle split folder."""
-        layout = index_autism_layout(self.data_root())
-        index = layout.split(split)
-        paths = [
-            p
-            for label in range(len(index.classes))
-            for p in [q for q, y in zip(index.paths, index.labels, strict=True) if y == label][
-                : self.limit_per_class
-            ]
-        ]
-        images = load_images(paths, self.image_size, "rgb", cache_root() / "autism" / "images")
-        if self.mask_root:
-            masks = load_mask_folder(self.mask_root, layout.root, paths, self.image_size)
-        else:
-            masks = make_pseudo_masks(
-                images,
-                self.box_method,
-                self.grabcut_iterations,
-                self.grabcut_size,
-                cache_dir=cache_root() / "autism" / "masks",
-            ).masks
-        return images, masks
-
-    def prepare_data(self) -> None:
-        """Generate the embedded data and the pseudo-mask caches once (local rank 0)."""
-        for split in ("train", "valid"):
-            self.load_split(split)
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
-        self.layout = index_autism_layout(self.data_root())
-        (train_x, train_m), (val_x, val_m) = self.load_split("train"), self.load_split("valid")
-        tf = face_mask_train_transform() if self.augment else None
-        self.train_set = FaceMaskDataset(train_x, train_m, tf)
-        self.val_set = FaceMaskDataset(val_x, val_m)
-        self.test_set = self.val_set  # the segmenter has no labelled test masks of its own
-        self.preview_path = save_rgb_png(
-            cache_root()
-            / "autism"
-            / "previews"
-            / f"masks-{self.layout.root.name}-{self.image_size}.png",
-            mask_preview_grid(val_x, val_m, max_rows=8),
-        )
-        log.info(
-            "face masks (%s): %d train / %d valid images at %d px; preview grid %s",
-            "mask folder" if self.mask_root else "pseudo-masks",
-            len(train_x),
-            len(val_x),
-            self.image_size,
-            self.preview_path,
-        )

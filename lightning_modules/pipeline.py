@@ -47,13 +47,8 @@ from tqdm.auto import tqdm
 
 from datamodules.autism import AutismLayout, index_autism_layout
 from datamodules.base import cache_root
-from datamodules.face_masks import (
-    FaceMaskDataModule,
-    mask_preview_grid,
-    remove_background,
-    save_rgb_png,
-    to_model_input,
-)
+from datamodules.face_masks import mask_preview_grid, remove_background, save_rgb_png
+from datamodules.face_segmentation import FaceMaskDataModule, to_model_input
 from datamodules.folders import load_images
 from lightning_modules import keys
 from lightning_modules.segmentation import SegmentationModule

@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from datamodules.face_masks import (
-    FaceMaskDataModule,
     SkinBoxDetector,
     grabcut_mask,
     load_mask_folder,
@@ -19,6 +18,7 @@ from datamodules.face_masks import (
     mask_preview_grid,
     remove_background,
 )
+from datamodules.face_segmentation import FaceMaskDataModule
 from datamodules.synthetic.autism import draw_autism_faces, write_autism_folders
 from datamodules.transforms import FaceDetectorUnavailableError, haar_available
 
