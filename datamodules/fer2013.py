@@ -68,8 +68,9 @@ def _row_fault(fields: list[str], is_last: bool, has_usage: bool) -> str | None:
     return None
 
 
-_DIGIT_OR_SPACE = np.zeros(256, bool)
-_DIGIT_OR_SPACE[list(b"0123456789 ")] = True
+def _digits_and_spaces_only(buf: np.ndarray) -> bool:
+    """Whether a uint8 byte buffer holds only ASCII digits and spaces (no lookup table: fast)."""
+    return bool((((buf - np.uint8(48)) <= 9) | (buf == 32)).all())
 
 
 def _parse_chunk(pixels: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -84,11 +85,11 @@ def _parse_chunk(pixels: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """
     ok = np.ones(len(pixels), bool)
     buf = np.frombuffer(" ".join(pixels).encode("latin-1", errors="replace"), np.uint8)
-    if not (((buf - np.uint8(48)) <= 9) | (buf == 32)).all():
+    if not _digits_and_spaces_only(buf):
         # Rare: find the rows with foreign characters one by one, then parse the rest.
         ok = np.array(
             [
-                bool(_DIGIT_OR_SPACE[np.frombuffer(p.encode("latin-1", "replace"), np.uint8)].all())
+                _digits_and_spaces_only(np.frombuffer(p.encode("latin-1", "replace"), np.uint8))
                 for p in pixels
             ]
         )

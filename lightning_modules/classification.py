@@ -209,14 +209,4 @@ class ClassificationModule(pl.LightningModule):
         log_image(self, key, confusion_figure(array, self.class_names, title))
 
     def configure_optimizers(self) -> dict:
-        h = self.hparams
-        return configure(
-            self,
-            self.parameters(),
-            h.optimizer,
-            h.lr,
-            h.momentum,
-            h.weight_decay,
-            h.scheduler,
-            self.trainer.max_epochs or 1,
-        )
+        return configure(self)

@@ -284,10 +284,7 @@ class EmbeddingModule(pl.LightningModule):
         return list(names)
 
     def configure_optimizers(self) -> dict:
-        p = self.hparams
-        max_epochs = self.trainer.max_epochs if self.trainer.max_epochs else 1
-        return optim.configure(self, self.parameters(), p.optimizer, p.lr, p.momentum,
-                               p.weight_decay, p.scheduler, max_epochs)  # fmt: skip
+        return optim.configure(self)
 
 
 def projection_figure(

@@ -67,18 +67,16 @@ def build_scheduler(
     raise ValueError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
 
 
-def configure(
-    module: torch.nn.Module,
-    params: Iterable[torch.nn.Parameter],
-    optimizer: str,
-    lr: float,
-    momentum: float,
-    weight_decay: float,
-    scheduler: str,
-    max_epochs: int,
-) -> dict:
-    """The dict ``LightningModule.configure_optimizers`` returns."""
-    del module
-    opt = build_optimizer(params, optimizer, lr, momentum, weight_decay)
-    sched = build_scheduler(opt, scheduler, max_epochs)
+def configure(module: torch.nn.Module) -> dict:
+    """The dict ``LightningModule.configure_optimizers`` returns, from the module's hparams.
+
+    Reads ``optimizer``, ``lr``, ``momentum``, ``weight_decay`` and ``scheduler`` from
+    ``module.hparams`` and the schedule length from ``module.trainer.max_epochs`` (1 when it
+    is unset or unbounded), so every LightningModule configures its optimiser the same way.
+    """
+    h = module.hparams
+    max_epochs = module.trainer.max_epochs
+    max_epochs = max_epochs if max_epochs and max_epochs > 0 else 1
+    opt = build_optimizer(module.parameters(), h.optimizer, h.lr, h.momentum, h.weight_decay)
+    sched = build_scheduler(opt, h.scheduler, max_epochs)
     return {"optimizer": opt} if sched is None else {"optimizer": opt, "lr_scheduler": sched}

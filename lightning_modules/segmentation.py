@@ -453,15 +453,4 @@ class SegmentationModule(pl.LightningModule):
 
     def configure_optimizers(self) -> dict:
         """Optimizer (and scheduler) from ``lightning_modules.optim``."""
-        return configure(
-            self,
-            self.parameters(),
-            self.hparams.optimizer,
-            self.hparams.lr,
-            self.hparams.momentum,
-            self.hparams.weight_decay,
-            self.hparams.scheduler,
-            self.trainer.max_epochs
-            if self.trainer.max_epochs and self.trainer.max_epochs > 0
-            else 1,
-        )
+        return configure(self)
