@@ -22,11 +22,10 @@ from pathlib import Path
 import lightning.pytorch as pl
 import numpy as np
 import torch
-
-from datamodules.base import cache_root
-from datamodules.fer2013 import FER2013DataModule, load_fer2013_cached, parse_fer2013_csv
-from datamodules.synthetic.fer2013 import write_fer2013_csv
-from lightning_modules.classification import ClassificationModule
+from litlab.datamodules.base import cache_root
+from litlab.datamodules.fer2013 import FER2013DataModule, load_fer2013_cached, parse_fer2013_csv
+from litlab.datamodules.synthetic.fer2013 import write_fer2013_csv
+from litlab.lightning_modules.classification import ClassificationModule
 
 FULL_ROWS = 35_887
 
@@ -171,7 +170,7 @@ def bench_throughput(
 
 def bench_liver_precision(steps: int, batch: int) -> dict:
     """DeepLabV3Plus(resnet34) at 224x224 on the GPU: fp32 vs bf16 autocast training images/s."""
-    from lightning_modules.segmentation import SegmentationModule
+    from litlab.lightning_modules.segmentation import SegmentationModule
 
     model = SegmentationModule().cuda().to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), 1e-3)

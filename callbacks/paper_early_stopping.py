@@ -16,8 +16,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
-
-from lightning_modules import keys
+from litlab.lightning_modules import keys
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ set). Two splits:
 
 :class:`AutismSegmentedDataModule` is the segment-then-classify arm: in ``prepare_data`` it builds
 (or finds cached) a background-removed copy of the dataset in the same layout, through
-:class:`lightning_modules.pipeline.SegmentationChain` (pseudo-masks -> DeepLabV3+ segmenter ->
+:class:`litlab.lightning_modules.pipeline.SegmentationChain` (pseudo-masks -> DeepLabV3+ segmenter ->
 predicted masks -> copy), and then serves that copy exactly as :class:`AutismDataModule` serves
 the raw one, with the same split and seed, so the two arms differ only in the background.
 """
@@ -34,21 +34,20 @@ from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
-from sklearn.model_selection import train_test_split
-
-from datamodules.arrays import ArrayDataset
-from datamodules.augment import classification_transforms
-from datamodules.base import LitlabDataModule, cache_root
-from datamodules.folders import FolderIndex, index_class_folders, load_images
-from datamodules.synthetic.autism import (
+from litlab.datamodules.arrays import ArrayDataset
+from litlab.datamodules.augment import classification_transforms
+from litlab.datamodules.base import LitlabDataModule, cache_root
+from litlab.datamodules.folders import FolderIndex, index_class_folders, load_images
+from litlab.datamodules.synthetic.autism import (
     AUTISM_CLASSES,
     GENERATOR_VERSION,
     KAGGLE_SPLITS,
     write_autism_folders,
 )
+from sklearn.model_selection import train_test_split
 
 if TYPE_CHECKING:
-    from lightning_modules.pipeline import SegmentationChain
+    from litlab.lightning_modules.pipeline import SegmentationChain
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +214,7 @@ class AutismDataModule(LitlabDataModule):
         synthetic_counts: Images per class in each split of the embedded dataset.
         synthetic_seed: Seed of the embedded dataset (``seed`` only drives splits).
         synthetic_background_bias: Share of embedded training faces whose background colour is
-            tied to the label (a shortcut; 0 = none), see :mod:`datamodules.synthetic.autism`.
+            tied to the label (a shortcut; 0 = none), see :mod:`litlab.datamodules.synthetic.autism`.
         batch_size, num_workers, pin_memory, seed: See :class:`LitlabDataModule`.
 
     Attributes:
@@ -396,7 +395,7 @@ class AutismSegmentedDataModule(AutismDataModule):
     """The autism faces with the background removed by a trained face segmenter.
 
     ``prepare_data`` runs (or finds cached) each stage of
-    :class:`lightning_modules.pipeline.SegmentationChain`: face masks for ``train/`` and
+    :class:`litlab.lightning_modules.pipeline.SegmentationChain`: face masks for ``train/`` and
     ``valid/`` (a mask folder, or pseudo-masks), a DeepLabV3+ segmenter trained on them by a
     nested ``Trainer``, predicted masks for every image, and the background-removed copy in the
     same layout. Every stage is keyed by everything that changes its output and logged as built
@@ -480,7 +479,7 @@ class AutismSegmentedDataModule(AutismDataModule):
             "batch_size": segmenter_batch_size,
         }
         # Fail on a bad background mode now, not after the segmenter has trained.
-        from datamodules.face_masks import BACKGROUND_MODES
+        from litlab.datamodules.face_masks import BACKGROUND_MODES
 
         if background not in BACKGROUND_MODES:
             raise ValueError(f"background must be one of {BACKGROUND_MODES}, got {background!r}")
@@ -490,7 +489,7 @@ class AutismSegmentedDataModule(AutismDataModule):
 
         Imported lazily: the chain pulls in the models, which the raw arm never needs.
         """
-        from lightning_modules.pipeline import SegmentationChain, StageTrainerSettings
+        from litlab.lightning_modules.pipeline import SegmentationChain, StageTrainerSettings
 
         return SegmentationChain(
             source_root=self.source_root(),

@@ -26,14 +26,18 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from litlab.datamodules.arrays import ArrayDataset
+from litlab.datamodules.augment import classification_transforms
+from litlab.datamodules.base import LitlabDataModule, cache_root
+from litlab.datamodules.folders import FolderIndex, index_class_folders, load_images
+from litlab.datamodules.synthetic.ckplus import GENERATOR_VERSION, write_ckplus_folder
+from litlab.datamodules.transforms import (
+    DetectFace,
+    Preprocessed,
+    input_channels,
+    preprocess_images,
+)
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
-
-from datamodules.arrays import ArrayDataset
-from datamodules.augment import classification_transforms
-from datamodules.base import LitlabDataModule, cache_root
-from datamodules.folders import FolderIndex, index_class_folders, load_images
-from datamodules.synthetic.ckplus import GENERATOR_VERSION, write_ckplus_folder
-from datamodules.transforms import DetectFace, Preprocessed, input_channels, preprocess_images
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +145,7 @@ class CKPlusDataModule(LitlabDataModule):
     """CK+48 (``<root>/<class>/S###_###_########.png``), or an embedded drawn-faces copy.
 
     Images are decoded once, face-cropped, resized, equalised and edge-detected with OpenCV
-    (:mod:`datamodules.transforms`), and the result is cached; see the module docstring for how
+    (:mod:`litlab.datamodules.transforms`), and the result is cached; see the module docstring for how
     train / val / test are formed in each split mode.
 
     Args:

@@ -33,17 +33,16 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from litlab.datamodules.arrays import ArrayDataset
+from litlab.datamodules.augment import normalize_to_unit_range, paper_augmentation
+from litlab.datamodules.base import LitlabDataModule, cache_root
+from litlab.datamodules.folders import FolderIndex, index_class_folders, load_images
+from litlab.datamodules.samplers import ClassBalancedBatchSampler
+from litlab.datamodules.synthetic.face_folders import embedded_face_folders
 from sklearn.model_selection import GroupShuffleSplit, train_test_split
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 from tqdm.auto import tqdm
-
-from datamodules.arrays import ArrayDataset
-from datamodules.augment import normalize_to_unit_range, paper_augmentation
-from datamodules.base import LitlabDataModule, cache_root
-from datamodules.folders import FolderIndex, index_class_folders, load_images
-from datamodules.samplers import ClassBalancedBatchSampler
-from datamodules.synthetic.face_folders import embedded_face_folders
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +288,7 @@ class FaceExpressionDataModule(LitlabDataModule):
         }, index.classes
 
     def _from_csv(self) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
-        from datamodules.fer2013 import FER2013_CLASSES, load_fer2013_cached
+        from litlab.datamodules.fer2013 import FER2013_CLASSES, load_fer2013_cached
 
         data = load_fer2013_cached(self.csv_path, self.skip_bad_rows)
         images, labels = data.images, data.labels

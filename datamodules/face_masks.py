@@ -3,7 +3,7 @@
 The autism paper trains DeepLabV3+ to segment faces but publishes no masks, and the Kaggle set has
 none. Without a mask folder, pseudo-masks are made automatically with classical OpenCV tools:
 
-1. **Face box**: OpenCV's Haar frontal-face cascade (``datamodules.transforms.HaarFaceDetector``)
+1. **Face box**: OpenCV's Haar frontal-face cascade (``litlab.datamodules.transforms.HaarFaceDetector``)
    when this OpenCV build ships it (OpenCV 5 wheels may not); where it finds no face, or is
    missing, a skin-colour box: pixels inside the YCrCb skin range of Chai & Ngan (1999,
    Cr 133..173, Cb 77..127), cleaned by a morphological open/close, largest connected region that
@@ -19,7 +19,7 @@ none. Without a mask folder, pseudo-masks are made automatically with classical 
 Masks are cached (keyed by the pixels and every option) and :func:`mask_preview_grid` draws a
 grid of image / mask / segmented tiles so a user can judge them before training on them.
 
-:class:`datamodules.face_segmentation.FaceMaskDataModule` serves ``(image, mask)`` pairs of the
+:class:`litlab.datamodules.face_segmentation.FaceMaskDataModule` serves ``(image, mask)`` pairs of the
 autism layout for the segmenter.
 """
 
@@ -34,10 +34,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from litlab.datamodules.folders import IMAGE_EXTENSIONS, decode_image, resize_image
+from litlab.datamodules.transforms import Box, BoxDetector, make_face_detector
 from tqdm.auto import tqdm
-
-from datamodules.folders import IMAGE_EXTENSIONS, decode_image, resize_image
-from datamodules.transforms import Box, BoxDetector, make_face_detector
 
 log = logging.getLogger(__name__)
 

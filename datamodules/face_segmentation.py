@@ -1,6 +1,6 @@
 """The face segmenter's data: images with pseudo-masks (or a mask folder), for the DeepLabV3+ stage.
 
-Masks come from :mod:`datamodules.face_masks`; this module turns them into a LightningDataModule
+Masks come from :mod:`litlab.datamodules.face_masks`; this module turns them into a LightningDataModule
 with joint image+mask augmentation.
 """
 
@@ -11,13 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
-from torchvision import tv_tensors
-from torchvision.transforms import v2
-
-from datamodules.autism import AutismLayout, embedded_autism_folder, index_autism_layout
-from datamodules.base import LitlabDataModule, cache_root
-from datamodules.face_masks import (
+from litlab.datamodules.autism import AutismLayout, embedded_autism_folder, index_autism_layout
+from litlab.datamodules.base import LitlabDataModule, cache_root
+from litlab.datamodules.face_masks import (
     BOX_METHODS,
     MASK_CLASSES,
     load_mask_folder,
@@ -25,7 +21,10 @@ from datamodules.face_masks import (
     mask_preview_grid,
     save_rgb_png,
 )
-from datamodules.folders import load_images
+from litlab.datamodules.folders import load_images
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+from torchvision.transforms import v2
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +98,7 @@ class FaceMaskDataModule(LitlabDataModule):
             runs: no pseudo-masks are made for images a ``fast_dev_run`` never reaches).
         synthetic_counts: Images per class per split of the embedded dataset.
         synthetic_seed: Seed of the embedded dataset.
-        synthetic_background_bias: See :func:`datamodules.synthetic.autism.draw_autism_faces`.
+        synthetic_background_bias: See :func:`litlab.datamodules.synthetic.autism.draw_autism_faces`.
         batch_size, num_workers, pin_memory, seed: See :class:`LitlabDataModule`.
 
     Shape:

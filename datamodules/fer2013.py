@@ -8,12 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from litlab.datamodules.arrays import ArrayDataset
+from litlab.datamodules.augment import classification_transforms
+from litlab.datamodules.base import LitlabDataModule, cache_root
+from litlab.datamodules.synthetic.fer2013 import GENERATOR_VERSION, write_fer2013_csv
 from sklearn.model_selection import train_test_split
-
-from datamodules.arrays import ArrayDataset
-from datamodules.augment import classification_transforms
-from datamodules.base import LitlabDataModule, cache_root
-from datamodules.synthetic.fer2013 import GENERATOR_VERSION, write_fer2013_csv
 
 log = logging.getLogger(__name__)
 

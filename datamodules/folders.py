@@ -1,6 +1,6 @@
 """Class-folder image datasets (``root/<class>/<image>``): index once, decode once, cache as uint8.
 
-The arrays returned here feed :class:`datamodules.arrays.ArrayDataset`. Any dataset laid out as one
+The arrays returned here feed :class:`litlab.datamodules.arrays.ArrayDataset`. Any dataset laid out as one
 folder per class (CK+48, the autism faces, the face-expression folders) uses these two functions:
 
 >>> index = index_class_folders("CK+48")                       # doctest: +SKIP

@@ -1,6 +1,6 @@
 """Liver CT segmentation data: slice folders and/or NIfTI volumes, split by patient.
 
-Reading, patient grouping and caching live in :mod:`datamodules.liver_io` (its docstring has the
+Reading, patient grouping and caching live in :mod:`litlab.datamodules.liver_io` (its docstring has the
 layout and grouping rules); this module splits the decoded slices by patient, augments the
 training split and serves ``(image, mask)`` batches.
 """
@@ -15,19 +15,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
-from torchvision import tv_tensors
-from torchvision.transforms import v2
-
-from datamodules.base import LitlabDataModule, cache_root, split_by_fractions
-from datamodules.liver_io import (
+from litlab.datamodules.base import LitlabDataModule, cache_root, split_by_fractions
+from litlab.datamodules.liver_io import (
     DEFAULT_PATIENT_REGEX,
     LAYOUTS,
     LiverSlices,
     discover_sources,
     load_or_decode,
 )
-from datamodules.synthetic.liver import GENERATOR_VERSION, write_liver_phantoms
+from litlab.datamodules.synthetic.liver import GENERATOR_VERSION, write_liver_phantoms
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+from torchvision.transforms import v2
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +103,9 @@ class LiverDataModule(LitlabDataModule):
     """2-D liver CT segmentation slices, split by patient (70/16/14 as the paper).
 
     Args:
-        root: Folder with slice folders and/or NIfTI volumes (see :mod:`datamodules.liver_io`
+        root: Folder with slice folders and/or NIfTI volumes (see :mod:`litlab.datamodules.liver_io`
             for the layouts and how patients are found). ``None`` uses generated phantoms
-            (:mod:`datamodules.synthetic.liver`), written once under
+            (:mod:`litlab.datamodules.synthetic.liver`), written once under
             ``cache_root()/data/`` and read through the same loaders.
         layout: ``"auto"`` loads both layouts found under ``root``; ``"slices"`` or
             ``"nifti"`` only one.
@@ -136,7 +135,7 @@ class LiverDataModule(LitlabDataModule):
     Attributes:
         split_patients: After ``setup``, the patient ids of each split
             (``{"train": [...], "val": [...], "test": [...]}``); no id is in two splits.
-        slices: After ``setup``, all decoded slices (:class:`~datamodules.liver_io.LiverSlices`:
+        slices: After ``setup``, all decoded slices (:class:`~litlab.datamodules.liver_io.LiverSlices`:
             images, masks, patient id and source of each slice); datasets index into it.
 
     Shape:

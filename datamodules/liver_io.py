@@ -46,9 +46,8 @@ from pathlib import Path
 import cv2
 import nibabel as nib
 import numpy as np
+from litlab.datamodules.base import cache_root
 from tqdm.auto import tqdm
-
-from datamodules.base import cache_root
 
 log = logging.getLogger(__name__)
 

@@ -33,9 +33,8 @@ from typing import Literal, Protocol
 
 import cv2
 import numpy as np
+from litlab.datamodules.folders import resize_image
 from tqdm.auto import tqdm
-
-from datamodules.folders import resize_image
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import timm
 import torch
+from litlab.lightning_modules import keys
+from litlab.lightning_modules.optim import configure
+from litlab.lightning_modules.pretrained import load_pretrained, set_backbone_trainable
+from litlab.lightning_modules.visuals import log_image
 from torch import nn
 from torchmetrics import MaxMetric, MetricCollection
 from torchmetrics.classification import (
@@ -18,11 +22,6 @@ from torchmetrics.classification import (
     MulticlassPrecision,
     MulticlassRecall,
 )
-
-from lightning_modules import keys
-from lightning_modules.optim import configure
-from lightning_modules.pretrained import load_pretrained, set_backbone_trainable
-from lightning_modules.visuals import log_image
 
 log = logging.getLogger(__name__)
 

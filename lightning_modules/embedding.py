@@ -6,7 +6,7 @@ mined online in each class-balanced batch (batch-hard, semi-hard or all margin v
 Evaluation (each validation and test epoch): the DataModule's ``gallery_dataloader()`` (the training
 images without augmentation) is embedded at epoch end, sharded over DDP ranks and gathered by
 torchmetrics; each held-out image is a query classified by a kNN vote over the gallery
-(:mod:`lightning_modules.retrieval`). Gallery items byte-identical to a query (same content id) are
+(:mod:`litlab.lightning_modules.retrieval`). Gallery items byte-identical to a query (same content id) are
 excluded, so a query is never its own neighbour; their count is logged as ``{stage}/self_matches``
 (train/validation duplicates). Without a ``gallery_dataloader`` the held-out set is evaluated
 leave-one-out against itself.
@@ -26,15 +26,14 @@ import timm  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from lightning.pytorch.utilities import rank_zero_warn  # noqa: E402
+from litlab.lightning_modules import keys, optim, visuals  # noqa: E402
+from litlab.lightning_modules.networks.facenet import FaceNet48  # noqa: E402
+from litlab.lightning_modules.retrieval import KNNRetrievalMetric, content_ids  # noqa: E402
 from pytorch_metric_learning import losses, miners  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, Subset  # noqa: E402
 from torchmetrics import MaxMetric  # noqa: E402
 from torchmetrics.utilities import dim_zero_cat  # noqa: E402
-
-from lightning_modules import keys, optim, visuals  # noqa: E402
-from lightning_modules.networks.facenet import FaceNet48  # noqa: E402
-from lightning_modules.retrieval import KNNRetrievalMetric, content_ids  # noqa: E402
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ The autism paper's second arm (DeepLabV3+ with a ResNet-50 encoder removes the b
 the same ResNet-50 classifies) as four cached stages:
 
 1. **masks**: face masks for ``train/`` and ``valid/`` — a user mask folder or pseudo-masks
-   (:mod:`datamodules.face_masks`), cached by the pixels and options;
+   (:mod:`litlab.datamodules.face_masks`), cached by the pixels and options;
 2. **segmenter**: ``SegmentationModule`` (DeepLabV3+ / ResNet-50, 2 classes) trained on them by a
    nested ``pl.Trainer`` (best val/loss kept), under ``cache_root()/autism/segmenter/<key>``;
 3. **predict**: the segmenter's mask for every image of every split;
@@ -43,15 +43,14 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
+from litlab.datamodules.autism import AutismLayout, index_autism_layout
+from litlab.datamodules.base import cache_root
+from litlab.datamodules.face_masks import mask_preview_grid, remove_background, save_rgb_png
+from litlab.datamodules.face_segmentation import FaceMaskDataModule, to_model_input
+from litlab.datamodules.folders import load_images
+from litlab.lightning_modules import keys
+from litlab.lightning_modules.segmentation import SegmentationModule
 from tqdm.auto import tqdm
-
-from datamodules.autism import AutismLayout, index_autism_layout
-from datamodules.base import cache_root
-from datamodules.face_masks import mask_preview_grid, remove_background, save_rgb_png
-from datamodules.face_segmentation import FaceMaskDataModule, to_model_input
-from datamodules.folders import load_images
-from lightning_modules import keys
-from lightning_modules.segmentation import SegmentationModule
 
 log = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from litlab.lightning_modules import keys
 from torchmetrics import Metric
 from torchmetrics.functional.classification import (
     multiclass_accuracy,
@@ -26,8 +27,6 @@ from torchmetrics.functional.classification import (
     multiclass_recall,
 )
 from torchmetrics.utilities import dim_zero_cat
-
-from lightning_modules import keys
 
 
 @dataclass
@@ -214,7 +213,7 @@ class KNNRetrievalMetric(Metric):
         k: Neighbours that vote.
         chunk_size: Queries per distance block.
 
-    ``compute`` returns a dict keyed by the names in :mod:`lightning_modules.keys`: ``knn_acc``,
+    ``compute`` returns a dict keyed by the names in :mod:`litlab.lightning_modules.keys`: ``knn_acc``,
     ``precision``, ``recall``, ``f1`` (macro), ``precision_at_1``, ``map_at_r``, plus
     ``self_matches`` (queries that had a same-id gallery item excluded) and ``gallery_size``.
     """

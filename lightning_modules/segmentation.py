@@ -17,6 +17,10 @@ import lightning.pytorch as pl
 import numpy as np
 import segmentation_models_pytorch as smp
 import torch
+from litlab.lightning_modules import keys
+from litlab.lightning_modules.networks.resnet_fcn import ResNetFCN
+from litlab.lightning_modules.optim import OPTIMIZERS, SCHEDULERS, configure
+from litlab.lightning_modules.visuals import log_image
 from torch import nn
 from torchmetrics import MaxMetric, MetricCollection
 from torchmetrics.classification import (
@@ -24,11 +28,6 @@ from torchmetrics.classification import (
     MulticlassF1Score,
     MulticlassJaccardIndex,
 )
-
-from lightning_modules import keys
-from lightning_modules.networks.resnet_fcn import ResNetFCN
-from lightning_modules.optim import OPTIMIZERS, SCHEDULERS, configure
-from lightning_modules.visuals import log_image
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +229,7 @@ class SegmentationModule(pl.LightningModule):
     Logged per stage (``train``/``val``/``test``): ``loss``, ``miou``, ``pixel_acc``, ``dice``
     (mean over classes), ``iou_<class>``, ``dice_<class>``; plus ``val/miou_best``. On each
     validation epoch the first batch is drawn as an image / truth / prediction grid
-    (``val/overlay``, via ``lightning_modules.visuals.log_image``).
+    (``val/overlay``, via ``litlab.lightning_modules.visuals.log_image``).
 
     Args:
         arch: smp architecture name (see ``available_architectures()``) or ``"ResNetFCN"``,
@@ -452,5 +451,5 @@ class SegmentationModule(pl.LightningModule):
         self._log_epoch_metrics("test")
 
     def configure_optimizers(self) -> dict:
-        """Optimizer (and scheduler) from ``lightning_modules.optim``."""
+        """Optimizer (and scheduler) from ``litlab.lightning_modules.optim``."""
         return configure(self)

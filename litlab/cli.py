@@ -31,7 +31,7 @@ warnings.filterwarnings("ignore", message="LightningCLI's args parameter is inte
 
 RUN_DIR_ENV = "LITLAB_RUN_DIR"  # shared by DDP ranks, which re-run the command line
 EXTRA_COMMANDS = {
-    "sweep": ("sweeps.cli", "Optuna search over a preset's hyperparameters"),
+    "sweep": ("litlab.sweeps.cli", "Optuna search over a preset's hyperparameters"),
     "cv": ("litlab.cv", "k-fold cross-validation of a preset, mean and std per metric"),
     "preview": ("litlab.preview", "PNG grid of a preset's preprocessing stages per class"),
     "report": ("litlab.report", "tables and figures comparing runs with the papers"),

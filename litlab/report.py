@@ -229,8 +229,8 @@ def accuracy_difference(arms: dict[str, dict[str, Any]]) -> tuple[float, float, 
 
 def example_grid(data: dict[str, Any], n: int = 6) -> np.ndarray | None:
     """A raw / mask / segmented grid of the first ``n`` test images of a segmented run."""
-    from datamodules.face_masks import mask_preview_grid
-    from datamodules.folders import decode_image, resize_image
+    from litlab.datamodules.face_masks import mask_preview_grid
+    from litlab.datamodules.folders import decode_image, resize_image
 
     seg_paths = [Path(p) for p in data.get("test_paths", [])][:n]
     raw_paths = [Path(p) for p in data.get("source_test_paths", [])][:n]
@@ -331,7 +331,7 @@ def main(argv: list[str]) -> int:
     if "segmented" in runs:
         grid = example_grid(runs["segmented"].get("data") or {}, args.examples)
         if grid is not None:
-            from datamodules.face_masks import save_rgb_png
+            from litlab.datamodules.face_masks import save_rgb_png
 
             path = save_rgb_png(out / "examples-raw-mask-segmented.png", grid)
             print(f"\nexample images (raw | mask | segmented): {path}")

@@ -21,13 +21,10 @@ import time
 from pathlib import Path
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
-
-from litlab.presets import load_preset, resolve_preset
-from sweeps.objective import Objective, SurplusTrial, TrialFailed
-from sweeps.outputs import parse_overrides, write_best_yaml, write_plots, write_trials_csv
-from sweeps.space import load_space
-from sweeps.study import (
+from litlab.sweeps.objective import Objective, SurplusTrial, TrialFailed
+from litlab.sweeps.outputs import parse_overrides, write_best_yaml, write_plots, write_trials_csv
+from litlab.sweeps.space import load_space
+from litlab.sweeps.study import (
     PRUNERS,
     SAMPLERS,
     SURPLUS_ATTR,
@@ -38,6 +35,9 @@ from sweeps.study import (
     make_storage,
     requeue_interrupted,
 )
+from optuna.trial import FrozenTrial, TrialState
+
+from litlab.presets import load_preset, resolve_preset
 
 log = logging.getLogger(__name__)
 
@@ -200,13 +200,13 @@ def _fmt(value: object) -> str:
 
 
 def _spawn_workers(argv: list[str], devices: list[str | None]) -> int:
-    """Start one ``sweeps.cli`` worker per device and wait; returns the worst exit code."""
+    """Start one ``litlab.sweeps.cli`` worker per device and wait; returns the worst exit code."""
     procs = []
     for i, device in enumerate(devices):
         env = dict(os.environ)
         if device is not None:
             env["CUDA_VISIBLE_DEVICES"] = device
-        cmd = [sys.executable, "-m", "sweeps.cli", *argv, "--worker-index", str(i)]
+        cmd = [sys.executable, "-m", "litlab.sweeps.cli", *argv, "--worker-index", str(i)]
         procs.append(subprocess.Popen(cmd, env=env))
         log.info("worker %d started (pid %d, device %s)", i, procs[-1].pid, device or "cpu")
     return max(p.wait() for p in procs)

@@ -11,10 +11,9 @@ from typing import Any
 import lightning.pytorch as pl
 import optuna
 from lightning.pytorch.callbacks import Callback, EarlyStopping
+from litlab.sweeps.space import SearchSpace, override_args
+from litlab.sweeps.study import SURPLUS_ATTR, over_cap
 from optuna_integration import PyTorchLightningPruningCallback
-
-from sweeps.space import SearchSpace, override_args
-from sweeps.study import SURPLUS_ATTR, over_cap
 
 log = logging.getLogger(__name__)
 

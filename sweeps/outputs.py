@@ -13,10 +13,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import optuna  # noqa: E402
 import yaml  # noqa: E402
+from litlab.sweeps.study import SURPLUS_ATTR  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
 from litlab.presets import load_preset  # noqa: E402
-from sweeps.study import SURPLUS_ATTR  # noqa: E402
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ reproduces that structure:
 
 * each subject poses a subset of the seven expressions, with CK+'s per-class rates (surprise and
   happy common, contempt rare), at least ``min_subjects_per_class`` subjects per class;
-* one face is drawn per sequence with :func:`datamodules.synthetic.faces.draw_faces`, and its
+* one face is drawn per sequence with :func:`litlab.datamodules.synthetic.faces.draw_faces`, and its
   frames are that face with a tiny zoom/shift and fresh sensor noise (near-duplicates);
 * names follow ``S###_###_########.png``.
 
@@ -26,8 +26,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-from datamodules.synthetic.faces import draw_faces
+from litlab.datamodules.synthetic.faces import draw_faces
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-from datamodules.base import cache_root
-from datamodules.synthetic.faces import draw_faces
+from litlab.datamodules.base import cache_root
+from litlab.datamodules.synthetic.faces import draw_faces
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-
-from datamodules.synthetic.faces import draw_faces
+from litlab.datamodules.synthetic.faces import draw_faces
 
 log = logging.getLogger(__name__)
 

@@ -31,9 +31,8 @@ from pathlib import Path
 import cv2
 import nibabel as nib
 import numpy as np
+from litlab.datamodules.liver_io import unit_to_uint8, window_to_unit
 from tqdm.auto import tqdm
-
-from datamodules.liver_io import unit_to_uint8, window_to_unit
 
 log = logging.getLogger(__name__)
 

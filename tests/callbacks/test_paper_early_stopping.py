@@ -11,11 +11,10 @@ import pytest
 import torch
 import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
+from litlab.callbacks.paper_early_stopping import PaperEarlyStopping
 from torch.utils.data import DataLoader, TensorDataset
 
-from callbacks.paper_early_stopping import PaperEarlyStopping
-
-LOGGER = "callbacks.paper_early_stopping"
+LOGGER = "litlab.callbacks.paper_early_stopping"
 PRESETS = Path(__file__).resolve().parents[2] / "litlab" / "presets"
 
 
@@ -138,6 +137,6 @@ def test_liver_presets_use_the_papers_rule(preset):
     (callback,) = [
         c for c in config["trainer"]["callbacks"] if c["class_path"].endswith("PaperEarlyStopping")
     ]
-    assert callback["class_path"] == "callbacks.paper_early_stopping.PaperEarlyStopping"
+    assert callback["class_path"] == "litlab.callbacks.paper_early_stopping.PaperEarlyStopping"
     stopper = PaperEarlyStopping(**callback.get("init_args", {}))
     assert (stopper.monitor, stopper.mode, stopper.patience) == ("val/loss", "min", 5)

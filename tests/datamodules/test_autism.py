@@ -10,8 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
-from datamodules.autism import (
+from litlab.datamodules.autism import (
     AutismDataModule,
     count_near_duplicates,
     dhash,
@@ -19,7 +18,11 @@ from datamodules.autism import (
     index_autism_layout,
     paper_split,
 )
-from datamodules.synthetic.autism import AUTISM_CLASSES, draw_autism_faces, write_autism_folders
+from litlab.datamodules.synthetic.autism import (
+    AUTISM_CLASSES,
+    draw_autism_faces,
+    write_autism_folders,
+)
 
 TINY = {"train": 6, "valid": 2, "test": 3}
 
@@ -113,7 +116,7 @@ def test_a_train_image_copied_into_test_is_counted_and_logged(tmp_path: Path, ca
     root = write_autism_folders(tmp_path / "f", TINY)
     shutil.copy(root / "train/autistic/0000.jpg", root / "test/autistic/dup.jpg")
     dm = AutismDataModule(root=str(root), image_size=32, num_workers=0)
-    with caplog.at_level(logging.INFO, logger="datamodules.autism"):
+    with caplog.at_level(logging.INFO, logger="litlab.datamodules.autism"):
         dm.setup("fit")
     assert dm.duplicates["exact"] >= 1 and dm.duplicates["near"] >= 1
     assert "duplicates by dHash" in caplog.text
@@ -122,7 +125,7 @@ def test_a_train_image_copied_into_test_is_counted_and_logged(tmp_path: Path, ca
 
 
 def test_embedded_folder_is_written_once(caplog) -> None:
-    with caplog.at_level(logging.INFO, logger="datamodules.autism"):
+    with caplog.at_level(logging.INFO, logger="litlab.datamodules.autism"):
         first = embedded_autism_folder(TINY, seed=2)
         second = embedded_autism_folder(TINY, seed=2)
     assert first == second and caplog.text.count("generating") == 1

@@ -7,16 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from datamodules.ckplus import (
+from litlab.datamodules.ckplus import (
     CKPLUS_CLASSES,
     CKPlusDataModule,
     random_split,
     subject_folds,
     subject_ids,
 )
-from datamodules.folders import index_class_folders, load_images
-from datamodules.synthetic.ckplus import STYLE_OF_CLASS, write_ckplus_folder
+from litlab.datamodules.folders import index_class_folders, load_images
+from litlab.datamodules.synthetic.ckplus import STYLE_OF_CLASS, write_ckplus_folder
 
 
 @pytest.fixture(scope="module")

@@ -8,15 +8,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
-from datamodules.face_expression import (
+from litlab.datamodules.face_expression import (
     FaceExpressionDataModule,
     augmented_copy,
     count_duplicates,
     double_training_set,
     holdout_split,
 )
-from datamodules.synthetic.face_folders import KAGGLE_CLASSES, write_face_folders
+from litlab.datamodules.synthetic.face_folders import KAGGLE_CLASSES, write_face_folders
 
 
 def _write(folder: Path, images: np.ndarray, prefix: str = "img") -> None:

@@ -9,8 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
-from datamodules.face_masks import (
+from litlab.datamodules.face_masks import (
     SkinBoxDetector,
     grabcut_mask,
     load_mask_folder,
@@ -18,9 +17,9 @@ from datamodules.face_masks import (
     mask_preview_grid,
     remove_background,
 )
-from datamodules.face_segmentation import FaceMaskDataModule
-from datamodules.synthetic.autism import draw_autism_faces, write_autism_folders
-from datamodules.transforms import FaceDetectorUnavailableError, haar_available
+from litlab.datamodules.face_segmentation import FaceMaskDataModule
+from litlab.datamodules.synthetic.autism import draw_autism_faces, write_autism_folders
+from litlab.datamodules.transforms import FaceDetectorUnavailableError, haar_available
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +81,7 @@ def test_haar_box_method_fails_with_the_fix_when_opencv_lacks_it(faces) -> None:
 def test_pseudo_masks_are_cached_by_pixels_and_options(faces, tmp_path: Path, caplog) -> None:
     images = faces[0][:3]
     first = make_pseudo_masks(images, work_size=64, cache_dir=tmp_path)
-    with caplog.at_level(logging.INFO, logger="datamodules.face_masks"):
+    with caplog.at_level(logging.INFO, logger="litlab.datamodules.face_masks"):
         again = make_pseudo_masks(images, work_size=64, cache_dir=tmp_path)
     assert "reusing cached pseudo-masks" in caplog.text
     np.testing.assert_array_equal(first.masks, again.masks)

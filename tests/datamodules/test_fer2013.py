@@ -7,15 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from datamodules.fer2013 import (
+from litlab.datamodules.fer2013 import (
     FER2013_CLASSES,
     FER2013DataModule,
     FER2013FormatError,
     load_fer2013_cached,
     parse_fer2013_csv,
 )
-from datamodules.synthetic.fer2013 import write_fer2013_csv
+from litlab.datamodules.synthetic.fer2013 import write_fer2013_csv
 
 HEADER = "emotion,pixels,Usage\n"
 

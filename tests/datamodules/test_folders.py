@@ -9,8 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
-from datamodules.folders import IMAGE_EXTENSIONS, index_class_folders, load_images
+from litlab.datamodules.folders import IMAGE_EXTENSIONS, index_class_folders, load_images
 
 
 def _write(path: Path, image: np.ndarray) -> Path:
@@ -30,7 +29,7 @@ def test_index_sorted_classes_and_labels(tmp_path: Path, caplog: pytest.LogCaptu
     _tree(tmp_path, {"b": 2, "a": 3})
     (tmp_path / "a" / "notes.txt").write_text("not an image")
     _write(tmp_path / "b" / "UPPER.JPG", np.zeros((8, 8), np.uint8))
-    with caplog.at_level(logging.INFO, logger="datamodules.folders"):
+    with caplog.at_level(logging.INFO, logger="litlab.datamodules.folders"):
         index = index_class_folders(tmp_path)
     assert index.classes == ["a", "b"]
     assert index.labels.dtype == np.int64

@@ -7,16 +7,15 @@ import os
 from pathlib import Path
 
 import cv2
+import litlab.datamodules.liver as liver_module
+import litlab.datamodules.liver_io as liver_io
 import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from litlab.datamodules.liver import LiverDataModule, LiverSliceDataset, liver_train_transform
+from litlab.datamodules.synthetic.liver import write_liver_phantoms
 from torchvision import tv_tensors
-
-import datamodules.liver as liver_module
-import datamodules.liver_io as liver_io
-from datamodules.liver import LiverDataModule, LiverSliceDataset, liver_train_transform
-from datamodules.synthetic.liver import write_liver_phantoms
 
 SIZE = 32
 

@@ -7,9 +7,8 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
+from litlab.datamodules.samplers import ClassBalancedBatchSampler
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
-
-from datamodules.samplers import ClassBalancedBatchSampler
 
 LABELS = np.repeat(np.arange(7), 12)  # 7 classes x 12 images = 84
 

@@ -9,8 +9,7 @@ import cv2
 import nibabel as nib
 import numpy as np
 import pytest
-
-from datamodules.synthetic.liver import PNG_WINDOW, phantom_patient, write_liver_phantoms
+from litlab.datamodules.synthetic.liver import PNG_WINDOW, phantom_patient, write_liver_phantoms
 
 
 def _iou(pred: np.ndarray, truth: np.ndarray) -> float:

@@ -8,8 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
-from datamodules import transforms as T
+from litlab.datamodules import transforms as T
 
 
 class _StubDetector:
@@ -76,7 +75,7 @@ def test_detector_crops_and_counts_fallbacks(caplog: pytest.LogCaptureFixture) -
     images[0, 20:60, 30:70] = 255  # the "face" region the stub reports
     images[2, 20:60, 30:70] = 255
     stub = _StubDetector((30, 20, 40, 40))
-    with caplog.at_level(logging.INFO, logger="datamodules.transforms"):
+    with caplog.at_level(logging.INFO, logger="litlab.datamodules.transforms"):
         out = T.preprocess_images(images, size=48, equalize_hist=False, detector=stub)
     assert stub.calls == 3
     assert out.fallbacks == 1
@@ -102,7 +101,7 @@ def test_missing_cascade_fails_clearly_or_falls_back(
         T.make_face_detector(True)
     assert not T.haar_available()
     blank = np.zeros((2, 48, 48), np.uint8)
-    with caplog.at_level(logging.INFO, logger="datamodules.transforms"):
+    with caplog.at_level(logging.INFO, logger="litlab.datamodules.transforms"):
         out = T.preprocess_images(blank, detect_face="auto")
     assert out.detector == "none" and out.fallbacks == 2
     assert "face cropping is off" in caplog.text
@@ -136,7 +135,7 @@ def test_haar_falls_back_on_a_blank_image() -> None:
 @pytest.mark.shared_data
 @pytest.mark.skipif(not T.haar_available(), reason="this OpenCV build has no Haar face cascade")
 def test_haar_finds_a_real_face(shared_data: Path) -> None:
-    from datamodules.folders import index_class_folders, load_images
+    from litlab.datamodules.folders import index_class_folders, load_images
 
     index = index_class_folders(shared_data / "ckplus48")
     images = load_images(index.paths[::50], size=None)

@@ -6,6 +6,7 @@ import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
+from litlab.lightning_modules.classification import ClassificationModule
 from sklearn.metrics import (
     accuracy_score,
     confusion_matrix,
@@ -14,8 +15,6 @@ from sklearn.metrics import (
     recall_score,
 )
 from torch.utils.data import DataLoader, TensorDataset
-
-from lightning_modules.classification import ClassificationModule
 
 
 def test_fer48_stem_keeps_resolution_and_standard_stem_shrinks_it():

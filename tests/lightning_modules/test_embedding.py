@@ -15,12 +15,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from litlab.datamodules.face_expression import FaceExpressionDataModule
+from litlab.lightning_modules import keys
+from litlab.lightning_modules.embedding import EmbeddingModule, build_miner
+from litlab.lightning_modules.optim import build_optimizer
 from torch.utils.data import DataLoader, TensorDataset
-
-from datamodules.face_expression import FaceExpressionDataModule
-from lightning_modules import keys
-from lightning_modules.embedding import EmbeddingModule, build_miner
-from lightning_modules.optim import build_optimizer
 
 REPO = Path(__file__).resolve().parents[2]
 PRESETS = ["faceexpr-facenet", "faceexpr-facenet-sgd", "faceexpr-facenet-rmsprop"]
@@ -164,8 +163,10 @@ def test_presets_build_the_paper_setup(name: str) -> None:
     opt = build_optimizer(model.parameters(), model.hparams.optimizer, model.hparams.lr)
     expected = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop}
     assert type(opt) is expected[model_args["optimizer"]]
-    assert cfg["model"]["class_path"] == "lightning_modules.embedding.EmbeddingModule"
-    assert cfg["data"]["class_path"] == "datamodules.face_expression.FaceExpressionDataModule"
+    assert cfg["model"]["class_path"] == "litlab.lightning_modules.embedding.EmbeddingModule"
+    assert (
+        cfg["data"]["class_path"] == "litlab.datamodules.face_expression.FaceExpressionDataModule"
+    )
     FaceExpressionDataModule(**cfg["data"]["init_args"])
 
 
@@ -198,8 +199,8 @@ DDP_SCRIPT = textwrap.dedent(
     import json, os, sys
     import lightning.pytorch as pl
     import torch
-    from datamodules.face_expression import FaceExpressionDataModule
-    from lightning_modules.embedding import EmbeddingModule
+    from litlab.datamodules.face_expression import FaceExpressionDataModule
+    from litlab.lightning_modules.embedding import EmbeddingModule
 
     root, out = sys.argv[1], sys.argv[2]
     torch.set_num_threads(1)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from litlab.lightning_modules.networks.facenet import FaceNet48, Inception
 from torch import nn
-
-from lightning_modules.networks.facenet import FaceNet48, Inception
 
 
 @pytest.mark.parametrize("dim", [128, 512])

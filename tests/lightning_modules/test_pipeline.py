@@ -12,11 +12,11 @@ import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
+from litlab.datamodules.autism import AutismSegmentedDataModule, index_autism_layout
+from litlab.datamodules.synthetic.autism import write_autism_folders
+from litlab.lightning_modules.pipeline import StageTrainerSettings, isolated_rng
 
 import litlab.report
-from datamodules.autism import AutismSegmentedDataModule, index_autism_layout
-from datamodules.synthetic.autism import write_autism_folders
-from lightning_modules.pipeline import StageTrainerSettings, isolated_rng
 from litlab.cli import run_cli
 
 PRESETS = Path(litlab.report.__file__).parent / "presets"
@@ -33,7 +33,7 @@ SMALL_SEGMENTER = {
 
 def _messages(caplog) -> str:
     return "\n".join(
-        r.getMessage() for r in caplog.records if r.name == "lightning_modules.pipeline"
+        r.getMessage() for r in caplog.records if r.name == "litlab.lightning_modules.pipeline"
     )
 
 

@@ -8,9 +8,8 @@ import lightning.pytorch as pl
 import pytest
 import timm
 import torch
+from litlab.lightning_modules import pretrained as P
 from torch.utils.data import DataLoader, TensorDataset
-
-from lightning_modules import pretrained as P
 
 
 def _resnet(in_chans: int = 1, num_classes: int = 7, seed: int = 0, name: str = "resnet18"):
@@ -59,7 +58,7 @@ def test_litlab_checkpoint_prefix_and_gray_to_two_channels(tmp_path: Path) -> No
 
 
 def test_real_lightning_checkpoint_loads_with_weights_only(tmp_path: Path) -> None:
-    from lightning_modules.classification import ClassificationModule
+    from litlab.lightning_modules.classification import ClassificationModule
 
     module = ClassificationModule(backbone="resnet18", num_classes=3, in_chans=1, lr=0.01)
     data = TensorDataset(torch.randn(4, 1, 32, 32), torch.tensor([0, 1, 2, 0]))
@@ -105,7 +104,7 @@ def test_mismatched_file_errors_with_the_list(tmp_path: Path) -> None:
 
 
 def test_stem_mismatch_names_the_fix(tmp_path: Path) -> None:
-    from lightning_modules.classification import adapt_stem_fer48
+    from litlab.lightning_modules.classification import adapt_stem_fer48
 
     fer48 = _resnet()
     adapt_stem_fer48(fer48, 1)

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
+from litlab.lightning_modules import keys
+from litlab.lightning_modules.retrieval import (
+    KNNRetrievalMetric,
+    content_ids,
+    knn_retrieval,
+    knn_vote,
+)
 from pytorch_metric_learning.distances import LpDistance
 from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
 from pytorch_metric_learning.utils.inference import CustomKNN
-
-from lightning_modules import keys
-from lightning_modules.retrieval import KNNRetrievalMetric, content_ids, knn_retrieval, knn_vote
 
 
 def _line(xs: list[float]) -> torch.Tensor:

@@ -12,15 +12,14 @@ import torch
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch.utils.data import DataLoader, TensorDataset
-
-from lightning_modules.segmentation import (
+from litlab.lightning_modules.segmentation import (
     SegmentationModule,
     available_architectures,
     build_loss,
     overlay_grid,
     segmentation_metrics,
 )
+from torch.utils.data import DataLoader, TensorDataset
 
 PRESETS = Path(__file__).resolve().parents[2] / "litlab" / "presets"
 # A small timm encoder through smp's "tu-" bridge keeps the training tests fast on 2 CPU cores.
@@ -39,7 +38,7 @@ def _one_thread():
 def _preset_model_args(name: str) -> dict:
     config = yaml.safe_load((PRESETS / f"{name}.yaml").read_text())
     model = config["model"]
-    assert model["class_path"] == "lightning_modules.segmentation.SegmentationModule"
+    assert model["class_path"] == "litlab.lightning_modules.segmentation.SegmentationModule"
     return dict(model.get("init_args", {}))
 
 

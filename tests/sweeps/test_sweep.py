@@ -8,13 +8,13 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from litlab.sweeps import cli as sweep_cli
+from litlab.sweeps.outputs import best_config, parse_overrides
+from litlab.sweeps.space import SearchSpace, load_space, override_args
+from litlab.sweeps.study import counted_trials, make_storage, over_cap, requeue_interrupted
 from optuna.trial import TrialState
 
 from litlab.cli import run_cli
-from sweeps import cli as sweep_cli
-from sweeps.outputs import best_config, parse_overrides
-from sweeps.space import SearchSpace, load_space, override_args
-from sweeps.study import counted_trials, make_storage, over_cap, requeue_interrupted
 
 TINY = [
     "--data.image_size=32",
