@@ -7,12 +7,12 @@ import logging
 import lightning.pytorch as pl
 import matplotlib.pyplot as plt
 import numpy as np
-import timm
 import torch
 from litlab.lightning_modules import keys
 from litlab.lightning_modules.optim import configure
-from litlab.lightning_modules.pretrained import load_pretrained, set_backbone_trainable
 from litlab.lightning_modules.visuals import log_image
+from litlab.networks.factory import create_classifier
+from litlab.networks.heads import set_backbone_trainable
 from torch import nn
 from torchmetrics import MaxMetric, MetricCollection
 from torchmetrics.classification import (
@@ -24,29 +24,6 @@ from torchmetrics.classification import (
 )
 
 log = logging.getLogger(__name__)
-
-STEMS = ("standard", "fer48")
-
-
-def adapt_stem_fer48(net: nn.Module, in_chans: int) -> None:
-    """Make a timm ResNet suit 48x48 input: the FER2013 paper's "modified" ResNet-50.
-
-    The standard stem (7x7 stride-2 conv, then 3x3 stride-2 max-pool) shrinks 48 px to 12 px
-    before the first residual stage, and to 2x2 at the last. Here the stem is one 3x3 stride-1
-    conv with 64 filters (+ the existing BN/ReLU) and no max-pool, so the stages see 48, 24,
-    12 and 6 px: the usual CIFAR-style adaptation. The residual stages are unchanged.
-
-    Raises:
-        ValueError: ``net`` is not a ResNet-family timm model (no ``conv1`` / ``maxpool``).
-    """
-    conv1 = getattr(net, "conv1", None)
-    if not isinstance(conv1, nn.Conv2d) or not hasattr(net, "maxpool"):
-        raise ValueError(
-            f"stem='fer48' needs a timm ResNet-family backbone (with conv1 and maxpool), got "
-            f"{type(net).__name__}; use stem='standard' for other backbones"
-        )
-    net.conv1 = nn.Conv2d(in_chans, conv1.out_channels, 3, stride=1, padding=1, bias=False)
-    net.maxpool = nn.Identity()
 
 
 def confusion_figure(matrix: np.ndarray, class_names: list[str], title: str) -> plt.Figure:
@@ -76,7 +53,8 @@ class ClassificationModule(pl.LightningModule):
         num_classes: Output classes.
         in_chans: Input channels (1 for gray faces, 3 for RGB).
         stem: ``"standard"`` (the paper's "state of the art" ResNet-50 as timm builds it) or
-            ``"fer48"`` (3x3 stride-1 stem without max-pool, see :func:`adapt_stem_fer48`).
+            ``"fer48"`` (3x3 stride-1 stem without max-pool, see
+            :func:`litlab.networks.stems.adapt_stem_fer48`).
         pretrained: ``False``, a timm hub tag (``"resnet50.a1_in1k"``; needs network) or a local
             file: a timm/torchvision state dict or a litlab checkpoint.
         freeze_backbone_epochs: Train only the head for this many first epochs.
@@ -111,22 +89,10 @@ class ClassificationModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        if stem not in STEMS:
-            raise ValueError(f"stem must be one of {STEMS}, got {stem!r}")
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class_names for num_classes={num_classes}")
         self.class_names = list(class_names or [f"class_{i}" for i in range(num_classes)])
-        try:
-            self.net = timm.create_model(
-                backbone, pretrained=False, num_classes=num_classes, in_chans=in_chans
-            )
-        except RuntimeError as err:  # timm: "Unknown model (...)"
-            close = timm.list_models(f"*{backbone.split('.')[0][:6]}*")[:10]
-            raise ValueError(f"unknown timm backbone {backbone!r}; similar names: {close}") from err
-        if stem == "fer48":
-            adapt_stem_fer48(self.net, in_chans)
-        if pretrained:
-            load_pretrained(self.net, backbone if pretrained is True else str(pretrained))
+        self.net = create_classifier(backbone, num_classes, in_chans, stem, pretrained)
         self.criterion = nn.CrossEntropyLoss()
         metrics = MetricCollection(
             {

@@ -22,15 +22,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import timm  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 from lightning.pytorch.utilities import rank_zero_warn  # noqa: E402
 from litlab.lightning_modules import keys, optim, visuals  # noqa: E402
-from litlab.lightning_modules.networks.facenet import FaceNet48  # noqa: E402
 from litlab.lightning_modules.retrieval import KNNRetrievalMetric, content_ids  # noqa: E402
+from litlab.networks.factory import create_embedding_net  # noqa: E402
 from pytorch_metric_learning import losses, miners  # noqa: E402
-from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, Subset  # noqa: E402
 from torchmetrics import MaxMetric  # noqa: E402
 from torchmetrics.utilities import dim_zero_cat  # noqa: E402
@@ -41,35 +38,6 @@ MINERS = ("batch_hard", "semi_hard", "all")
 EPOCH_TIME_S = "epoch_time_s"
 TIME_S = "time_s"
 EVAL_LOSS_MAX = 4096  # held-out embeddings in the epoch-level loss (a 4096^2 distance matrix)
-
-
-class TimmEmbeddingNet(nn.Module):
-    """A timm trunk (``num_classes=0``, pooled features) + FC + L2 norm.
-
-    Shape:
-        ``(B, in_chans, H, W) -> (B, embedding_dim)`` with unit L2 norm per row.
-    """
-
-    def __init__(self, name: str, in_chans: int, embedding_dim: int) -> None:
-        super().__init__()
-        try:
-            self.trunk = timm.create_model(name, pretrained=False, num_classes=0, in_chans=in_chans)
-        except RuntimeError as err:  # timm: "Unknown model (...)"
-            raise ValueError(
-                f"unknown trunk {name!r}: use 'facenet' or a timm model name "
-                "(see timm.list_models(), e.g. 'resnet18')"
-            ) from err
-        self.fc = nn.Linear(self.trunk.num_features, embedding_dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.fc(self.trunk(x)), p=2, dim=1)
-
-
-def build_embedding_net(trunk: str, in_chans: int, embedding_dim: int) -> nn.Module:
-    """``"facenet"`` -> :class:`FaceNet48`; any other name -> :class:`TimmEmbeddingNet`."""
-    if trunk == "facenet":
-        return FaceNet48(embedding_dim=embedding_dim, in_chans=in_chans)
-    return TimmEmbeddingNet(trunk, in_chans, embedding_dim)
 
 
 def build_miner(name: str, margin: float) -> miners.BaseMiner:
@@ -133,7 +101,7 @@ class EmbeddingModule(pl.LightningModule):
             )
         if not margin > 0:
             raise ValueError(f"margin must be > 0, got {margin}")
-        self.net = build_embedding_net(trunk, in_chans, embedding_dim)
+        self.net = create_embedding_net(trunk, in_chans, embedding_dim)
         self.miner = build_miner(miner, margin)
         self.loss_fn = losses.TripletMarginLoss(margin=margin)
         self.val_knn = KNNRetrievalMetric(num_classes, knn_k)

@@ -18,9 +18,9 @@ import numpy as np
 import segmentation_models_pytorch as smp
 import torch
 from litlab.lightning_modules import keys
-from litlab.lightning_modules.networks.resnet_fcn import ResNetFCN
 from litlab.lightning_modules.optim import OPTIMIZERS, SCHEDULERS, configure
 from litlab.lightning_modules.visuals import log_image
+from litlab.networks.factory import create_segmenter
 from torch import nn
 from torchmetrics import MaxMetric, MetricCollection
 from torchmetrics.classification import (
@@ -30,9 +30,6 @@ from torchmetrics.classification import (
 )
 
 log = logging.getLogger(__name__)
-
-RESNET_FCN = "ResNetFCN"
-"""Arch name of the paper's plain ResNet baseline (our FCN-32s reading, see ``ResNetFCN``)."""
 
 LOSSES = ("ce", "dice", "ce+dice")
 
@@ -50,57 +47,6 @@ _PALETTE = np.array(
     ],
     dtype=np.uint8,
 )
-
-
-def available_architectures() -> list[str]:
-    """Every arch name ``SegmentationModule`` accepts (matched case-insensitively)."""
-    return sorted([cls.__name__ for cls in smp.MODEL_ARCHITECTURES_MAPPING.values()] + [RESNET_FCN])
-
-
-def build_network(
-    arch: str,
-    encoder_name: str = "resnet34",
-    encoder_weights: str | None = None,
-    in_channels: int = 1,
-    classes: int = 2,
-) -> nn.Module:
-    """Build a segmentation network by name.
-
-    Args:
-        arch: An smp architecture (``"DeepLabV3Plus"``, ``"Unet"``, ...) or ``"ResNetFCN"``.
-        encoder_name: smp encoder name (timm name for ``ResNetFCN``).
-        encoder_weights: ``None`` for random init, or e.g. ``"imagenet"`` (needs the weights
-            available offline or the network).
-        in_channels: Input channels.
-        classes: Output classes.
-
-    Returns:
-        A module mapping ``(B, in_channels, H, W)`` to logits ``(B, classes, H, W)``.
-
-    Raises:
-        ValueError: Unknown arch or encoder, listing what exists.
-    """
-    if arch.lower() == RESNET_FCN.lower():
-        if encoder_weights not in (None, "imagenet"):
-            raise ValueError(
-                f"ResNetFCN supports encoder_weights None or 'imagenet', got {encoder_weights!r}"
-            )
-        return ResNetFCN(encoder_name, in_channels, classes, pretrained=encoder_weights is not None)
-    if arch.lower() not in smp.MODEL_ARCHITECTURES_MAPPING:
-        raise ValueError(
-            f"unknown segmentation arch {arch!r}; choose one of {', '.join(available_architectures())}"
-        )
-    try:
-        return smp.create_model(
-            arch,
-            encoder_name=encoder_name,
-            encoder_weights=encoder_weights,
-            in_channels=in_channels,
-            classes=classes,
-        )
-    except KeyError as err:
-        # smp reports a bad encoder name as a KeyError whose text lists the valid encoders.
-        raise ValueError(f"{arch}: {err.args[0]}") from err
 
 
 class _SumLoss(nn.Module):
@@ -232,7 +178,8 @@ class SegmentationModule(pl.LightningModule):
     (``val/overlay``, via ``litlab.lightning_modules.visuals.log_image``).
 
     Args:
-        arch: smp architecture name (see ``available_architectures()``) or ``"ResNetFCN"``,
+        arch: smp architecture name (see
+            :func:`litlab.networks.factory.segmentation_architectures`) or ``"ResNetFCN"``,
             the liver paper's plain ResNet baseline as we read it.
         encoder_name: Encoder (smp name; timm name for ``ResNetFCN``).
         encoder_weights: ``None`` (random init) or a pretrained weight name such as
@@ -297,7 +244,7 @@ class SegmentationModule(pl.LightningModule):
             )
         self.class_names = [str(name).strip().replace(" ", "_") for name in class_names]
 
-        self.net = build_network(arch, encoder_name, encoder_weights, in_channels, classes)
+        self.net = create_segmenter(arch, encoder_name, encoder_weights, in_channels, classes)
         self.criterion = build_loss(loss)
         self._multiple = _size_multiple(self.net)
 

@@ -14,11 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from litlab.lightning_modules.segmentation import (
     SegmentationModule,
-    available_architectures,
     build_loss,
     overlay_grid,
     segmentation_metrics,
 )
+from litlab.networks.factory import segmentation_architectures
 from torch.utils.data import DataLoader, TensorDataset
 
 PRESETS = Path(__file__).resolve().parents[2] / "litlab" / "presets"
@@ -99,7 +99,7 @@ def test_unknown_arch_lists_what_exists():
         SegmentationModule(arch="DeepLabV4")
     for name in ("DeepLabV3Plus", "Unet", "ResNetFCN"):
         assert name in str(err.value)
-    assert "ResNetFCN" in available_architectures()
+    assert "ResNetFCN" in segmentation_architectures()
 
 
 def test_unknown_loss_and_encoder_and_classes():

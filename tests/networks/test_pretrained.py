@@ -8,7 +8,7 @@ import lightning.pytorch as pl
 import pytest
 import timm
 import torch
-from litlab.lightning_modules import pretrained as P
+from litlab.networks import pretrained as P
 from torch.utils.data import DataLoader, TensorDataset
 
 
@@ -104,7 +104,7 @@ def test_mismatched_file_errors_with_the_list(tmp_path: Path) -> None:
 
 
 def test_stem_mismatch_names_the_fix(tmp_path: Path) -> None:
-    from litlab.lightning_modules.classification import adapt_stem_fer48
+    from litlab.networks.stems import adapt_stem_fer48
 
     fer48 = _resnet()
     adapt_stem_fer48(fer48, 1)
@@ -125,13 +125,3 @@ def test_missing_file_unknown_tag_and_offline_hub(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr("huggingface_hub.try_to_load_from_cache", lambda *a, **k: None)
     with pytest.raises(P.HubUnavailableError, match=r"--model\.pretrained=/path/to/fer2013"):
         P.load_pretrained(_resnet(), "resnet18.a1_in1k")
-
-
-def test_freeze_and_unfreeze_backbone() -> None:
-    model = _resnet()
-    assert P.head_keys(model) == {"fc.weight", "fc.bias"}
-    changed = P.set_backbone_trainable(model, False)
-    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    assert trainable == {"fc.weight", "fc.bias"} and changed == len(list(model.parameters())) - 2
-    P.set_backbone_trainable(model, True)
-    assert all(p.requires_grad for p in model.parameters())

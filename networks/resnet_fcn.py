@@ -9,9 +9,9 @@ to the input size. No skip connections and no decoder, which is what separates i
 
 from __future__ import annotations
 
-import timm
 import torch
 import torch.nn.functional as F
+from litlab.networks.timm_lookup import create_timm_model
 from torch import nn
 
 
@@ -46,20 +46,16 @@ class ResNetFCN(nn.Module):
         super().__init__()
         if classes < 1:
             raise ValueError(f"classes must be >= 1, got {classes}")
-        try:
-            # num_classes=0 + global_pool="" leaves the stride-32 feature map untouched.
-            self.trunk = timm.create_model(
-                encoder_name,
-                pretrained=pretrained,
-                in_chans=in_channels,
-                num_classes=0,
-                global_pool="",
-            )
-        except RuntimeError as err:
-            raise ValueError(
-                f"unknown encoder {encoder_name!r} for ResNetFCN; use a timm CNN name such as "
-                "'resnet18', 'resnet34' or 'resnet50' (timm.list_models('resnet*') lists them)"
-            ) from err
+        # num_classes=0 + global_pool="" leaves the stride-32 feature map untouched.
+        self.trunk = create_timm_model(
+            encoder_name,
+            f"encoder {encoder_name!r} for ResNetFCN",
+            hint="a timm CNN name such as 'resnet18', 'resnet34' or 'resnet50'",
+            pretrained=pretrained,
+            in_chans=in_channels,
+            num_classes=0,
+            global_pool="",
+        )
         self.classifier = nn.Conv2d(self.trunk.num_features, classes, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from litlab.lightning_modules.networks.facenet import FaceNet48, Inception
+from litlab.networks.facenet import FaceNet48, Inception
 from torch import nn
 
 
