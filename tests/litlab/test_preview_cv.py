@@ -173,7 +173,7 @@ def test_transfer_preset_with_local_weights_and_two_channels(tmp_path: Path) -> 
 def test_transfer_preset_offline_names_the_local_alternative(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from litlab.lightning_modules import pretrained
+    from litlab.networks import pretrained
 
     from litlab.cli import main
 
