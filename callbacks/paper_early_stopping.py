@@ -16,7 +16,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
-from litlab.lightning_modules import keys
+from litlab.metrics import log_keys
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class PaperEarlyStopping(EarlyStopping):
 
     def __init__(
         self,
-        monitor: str = keys.VAL_LOSS,
+        monitor: str = log_keys.VAL_LOSS,
         patience: int = 5,
         mode: str = "min",
         min_delta: float = 0.0,
@@ -55,7 +55,7 @@ class PaperEarlyStopping(EarlyStopping):
     @property
     def _noun(self) -> str:
         name = self.monitor.rsplit("/", 1)[-1]
-        return "Loss" if name == keys.LOSS else self.monitor
+        return "Loss" if name == log_keys.LOSS else self.monitor
 
     @property
     def _verb(self) -> str:

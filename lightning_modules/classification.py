@@ -8,9 +8,9 @@ import lightning.pytorch as pl
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from litlab.lightning_modules import keys
 from litlab.lightning_modules.optim import configure
 from litlab.lightning_modules.visuals import log_image
+from litlab.metrics import log_keys
 from litlab.networks.factory import create_classifier
 from litlab.networks.heads import set_backbone_trainable
 from torch import nn
@@ -69,7 +69,7 @@ class ClassificationModule(pl.LightningModule):
         input: ``(B, in_chans, H, W)`` float; output logits ``(B, num_classes)``.
     """
 
-    MONITOR = keys.VAL_ACC
+    MONITOR = log_keys.VAL_ACC
     MONITOR_MODE = "max"
 
     def __init__(
@@ -96,10 +96,10 @@ class ClassificationModule(pl.LightningModule):
         self.criterion = nn.CrossEntropyLoss()
         metrics = MetricCollection(
             {
-                keys.ACC: MulticlassAccuracy(num_classes, average="micro"),
-                keys.PRECISION: MulticlassPrecision(num_classes, average="macro"),
-                keys.RECALL: MulticlassRecall(num_classes, average="macro"),
-                keys.F1: MulticlassF1Score(num_classes, average="macro"),
+                log_keys.ACC: MulticlassAccuracy(num_classes, average="micro"),
+                log_keys.PRECISION: MulticlassPrecision(num_classes, average="macro"),
+                log_keys.RECALL: MulticlassRecall(num_classes, average="macro"),
+                log_keys.F1: MulticlassF1Score(num_classes, average="macro"),
             }
         )
         self.train_metrics = metrics.clone(prefix="train/")
@@ -131,7 +131,9 @@ class ClassificationModule(pl.LightningModule):
     ) -> torch.Tensor:
         loss, preds, y = self.model_step(batch)
         self.train_metrics.update(preds, y)
-        self.log(keys.key("train", keys.LOSS), loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log(
+            log_keys.key("train", log_keys.LOSS), loss, on_step=False, on_epoch=True, prog_bar=True
+        )
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
         return loss
 
@@ -139,12 +141,12 @@ class ClassificationModule(pl.LightningModule):
         loss, preds, y = self.model_step(batch)
         self.val_metrics.update(preds, y)
         self.val_confusion.update(preds, y)
-        self.log(keys.VAL_LOSS, loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log(log_keys.VAL_LOSS, loss, on_step=False, on_epoch=True, prog_bar=True)
         self.log_dict(self.val_metrics, on_step=False, on_epoch=True, prog_bar=True)
 
     def on_validation_epoch_end(self) -> None:
-        self.val_acc_best.update(self.val_metrics[keys.ACC].compute())
-        self.log(keys.key("val", keys.ACC_BEST), self.val_acc_best.compute(), prog_bar=True)
+        self.val_acc_best.update(self.val_metrics[log_keys.ACC].compute())
+        self.log(log_keys.key("val", log_keys.ACC_BEST), self.val_acc_best.compute(), prog_bar=True)
         matrix = self.val_confusion.compute()
         self.val_confusion.reset()
         if not self.trainer.sanity_checking:
@@ -154,7 +156,7 @@ class ClassificationModule(pl.LightningModule):
         loss, preds, y = self.model_step(batch)
         self.test_metrics.update(preds, y)
         self.test_confusion.update(preds, y)
-        self.log(keys.key("test", keys.LOSS), loss, on_step=False, on_epoch=True)
+        self.log(log_keys.key("test", log_keys.LOSS), loss, on_step=False, on_epoch=True)
         self.log_dict(self.test_metrics, on_step=False, on_epoch=True)
 
     def on_test_epoch_end(self) -> None:

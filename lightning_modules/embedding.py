@@ -6,7 +6,7 @@ mined online in each class-balanced batch (batch-hard, semi-hard or all margin v
 Evaluation (each validation and test epoch): the DataModule's ``gallery_dataloader()`` (the training
 images without augmentation) is embedded at epoch end, sharded over DDP ranks and gathered by
 torchmetrics; each held-out image is a query classified by a kNN vote over the gallery
-(:mod:`litlab.lightning_modules.retrieval`). Gallery items byte-identical to a query (same content id) are
+(:mod:`litlab.metrics.knn_retrieval`). Gallery items byte-identical to a query (same content id) are
 excluded, so a query is never its own neighbour; their count is logged as ``{stage}/self_matches``
 (train/validation duplicates). Without a ``gallery_dataloader`` the held-out set is evaluated
 leave-one-out against itself.
@@ -24,8 +24,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from lightning.pytorch.utilities import rank_zero_warn  # noqa: E402
-from litlab.lightning_modules import keys, optim, visuals  # noqa: E402
-from litlab.lightning_modules.retrieval import KNNRetrievalMetric, content_ids  # noqa: E402
+from litlab.lightning_modules import optim, visuals  # noqa: E402
+from litlab.metrics import log_keys  # noqa: E402
+from litlab.metrics.functional.knn_retrieval import content_ids  # noqa: E402
+from litlab.metrics.knn_retrieval import KNNRetrievalMetric  # noqa: E402
 from litlab.networks.factory import create_embedding_net  # noqa: E402
 from pytorch_metric_learning import losses, miners  # noqa: E402
 from torch.utils.data import DataLoader, Subset  # noqa: E402
@@ -73,7 +75,7 @@ class EmbeddingModule(pl.LightningModule):
         projection_plot: Save a 2-D PCA plot of held-out embeddings after each evaluation.
     """
 
-    MONITOR = keys.key("val", keys.KNN_ACC)
+    MONITOR = log_keys.key("val", log_keys.KNN_ACC)
     MONITOR_MODE = "max"
 
     def __init__(
@@ -149,7 +151,7 @@ class EmbeddingModule(pl.LightningModule):
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> torch.Tensor:
         loss, _, y = self.model_step(batch)
-        self.log(keys.key("train", keys.LOSS), loss, on_step=True, on_epoch=True, prog_bar=True,
+        self.log(log_keys.key("train", log_keys.LOSS), loss, on_step=True, on_epoch=True, prog_bar=True,
                  batch_size=len(y), sync_dist=True)  # fmt: skip
         return loss
 
@@ -157,9 +159,9 @@ class EmbeddingModule(pl.LightningModule):
         # Wall-clock like the paper's Table 4 "elapsed time": it includes this epoch's validation.
         now = time.perf_counter()
         if self._epoch_start is not None:
-            self.log(keys.key("train", EPOCH_TIME_S), now - self._epoch_start, sync_dist=True)
+            self.log(log_keys.key("train", EPOCH_TIME_S), now - self._epoch_start, sync_dist=True)
         if self._fit_start is not None:
-            self.log(keys.key("train", TIME_S), now - self._fit_start, sync_dist=True)
+            self.log(log_keys.key("train", TIME_S), now - self._fit_start, sync_dist=True)
 
     # ---------------------------------------------------------------- evaluation
     def _eval_step(self, metric: KNNRetrievalMetric, batch: tuple) -> None:
@@ -178,8 +180,8 @@ class EmbeddingModule(pl.LightningModule):
             self.val_knn.reset()
             return
         results = self._evaluate("val", self.val_knn)
-        self.val_knn_acc_best.update(results[keys.KNN_ACC])
-        self.log(keys.key("val", f"{keys.KNN_ACC}_best"), self.val_knn_acc_best.compute(),
+        self.val_knn_acc_best.update(results[log_keys.KNN_ACC])
+        self.log(log_keys.key("val", f"{log_keys.KNN_ACC}_best"), self.val_knn_acc_best.compute(),
                  sync_dist=True)  # fmt: skip
 
     def on_test_epoch_end(self) -> None:
@@ -196,16 +198,18 @@ class EmbeddingModule(pl.LightningModule):
         keep = torch.randperm(len(emb), generator=torch.Generator().manual_seed(0))[:EVAL_LOSS_MAX]
         keep = keep.to(emb.device)
         loss = self.loss_fn(emb[keep], labels[keep], self.miner(emb[keep], labels[keep]))
-        self.log(keys.key(stage, keys.LOSS), loss, sync_dist=True)
+        self.log(log_keys.key(stage, log_keys.LOSS), loss, sync_dist=True)
         for name, value in results.items():
-            self.log(keys.key(stage, name), value, sync_dist=True, prog_bar=name == keys.KNN_ACC)
+            self.log(
+                log_keys.key(stage, name), value, sync_dist=True, prog_bar=name == log_keys.KNN_ACC
+            )
         if self.hparams.projection_plot and self.trainer.is_global_zero and len(emb) >= 3:
             fig = projection_figure(
                 emb.float().cpu(), labels.cpu(), self._class_names(),
                 title=f"{stage} embeddings (PCA), epoch {self.current_epoch}, "
-                f"kNN acc {float(results[keys.KNN_ACC]):.3f}",
+                f"kNN acc {float(results[log_keys.KNN_ACC]):.3f}",
             )  # fmt: skip
-            visuals.log_image(self, keys.key(stage, "embeddings_pca"), fig)
+            visuals.log_image(self, log_keys.key(stage, "embeddings_pca"), fig)
         metric.reset()
         return results
 

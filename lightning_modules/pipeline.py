@@ -48,8 +48,8 @@ from litlab.datamodules.base import cache_root
 from litlab.datamodules.face_masks import mask_preview_grid, remove_background, save_rgb_png
 from litlab.datamodules.face_segmentation import FaceMaskDataModule, to_model_input
 from litlab.datamodules.folders import load_images
-from litlab.lightning_modules import keys
 from litlab.lightning_modules.segmentation import SegmentationModule
+from litlab.metrics import log_keys
 from tqdm.auto import tqdm
 
 log = logging.getLogger(__name__)
@@ -325,7 +325,7 @@ class SegmentationChain:
             checkpoint_cb = ModelCheckpoint(
                 dirpath=str(out / "checkpoints"),
                 filename="best",
-                monitor=keys.VAL_LOSS,
+                monitor=log_keys.VAL_LOSS,
                 mode="min",
                 auto_insert_metric_name=False,
             )
@@ -369,7 +369,7 @@ class SegmentationChain:
         log.info(
             "segment-then-classify: segmenter trained in %.0f s (val/miou %.3f); mask preview %s",
             time.time() - start,
-            metrics.get(keys.VAL_MIOU, float("nan")),
+            metrics.get(log_keys.VAL_MIOU, float("nan")),
             data.preview_path,
         )
         return final

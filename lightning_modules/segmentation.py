@@ -1,11 +1,7 @@
 """Semantic segmentation: any segmentation_models_pytorch architecture, or the liver paper's ResNet baseline.
 
-Metrics are accumulated over the whole epoch (one confusion matrix per stage), the standard
-PASCAL VOC / Cityscapes definition. torchmetrics' ``segmentation.MeanIoU`` and ``DiceScore``
-instead average per image (``MeanIoU`` skips a class in images where it is absent, ``DiceScore``
-defaults to ``aggregation_level="samplewise"``); per-image averages weight a slice with a few liver
-pixels like a full one, and with them mIoU can exceed pixel accuracy. Dataset-level accumulation
-keeps every class IoU <= pixel accuracy in the 2-class case, an invariant the tests check.
+IoU, Dice and pixel accuracy are pooled over the whole epoch, one pixel confusion matrix per
+stage (:class:`litlab.metrics.segmentation_scores.SegmentationScores`, which says why).
 """
 
 from __future__ import annotations
@@ -17,17 +13,13 @@ import lightning.pytorch as pl
 import numpy as np
 import segmentation_models_pytorch as smp
 import torch
-from litlab.lightning_modules import keys
 from litlab.lightning_modules.optim import OPTIMIZERS, SCHEDULERS, configure
 from litlab.lightning_modules.visuals import log_image
+from litlab.metrics import log_keys
+from litlab.metrics.segmentation_scores import SegmentationScores
 from litlab.networks.factory import create_segmenter
 from torch import nn
-from torchmetrics import MaxMetric, MetricCollection
-from torchmetrics.classification import (
-    MulticlassAccuracy,
-    MulticlassF1Score,
-    MulticlassJaccardIndex,
-)
+from torchmetrics import MaxMetric
 
 log = logging.getLogger(__name__)
 
@@ -80,34 +72,6 @@ def build_loss(name: str) -> nn.Module:
             nn.CrossEntropyLoss(), smp.losses.DiceLoss(mode="multiclass", from_logits=True)
         )
     raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
-
-
-def segmentation_metrics(num_classes: int) -> MetricCollection:
-    """Epoch-level segmentation metrics on index masks, accumulated over every pixel seen.
-
-    Keys of ``compute()``: ``iou`` ``(C,)``, ``miou``, ``pixel_acc``, ``dice`` ``(C,)``,
-    ``mdice``. Dice per class equals the per-class F1 score over pixels. A class absent from both
-    truth and prediction for the whole epoch gets 0 in the per-class vectors and is left out of
-    ``miou``/``mdice`` (torchmetrics' macro average drops classes with ``tp + fp + fn == 0``).
-
-    Args:
-        num_classes: Number of classes ``C``.
-
-    Returns:
-        A collection whose ``update(preds, target)`` takes two int64 tensors ``(B, H, W)``.
-    """
-    # validate_args=False: the module checks mask values once per batch itself, and torchmetrics'
-    # own check runs torch.unique over every pixel on every step.
-    common = {"num_classes": num_classes, "validate_args": False}
-    return MetricCollection(
-        {
-            "iou": MulticlassJaccardIndex(average="none", **common),
-            "miou": MulticlassJaccardIndex(average="macro", **common),
-            "pixel_acc": MulticlassAccuracy(average="micro", **common),
-            "dice": MulticlassF1Score(average="none", **common),
-            "mdice": MulticlassF1Score(average="macro", **common),
-        }
-    )
 
 
 def _to_display(image: np.ndarray) -> np.ndarray:
@@ -201,7 +165,7 @@ class SegmentationModule(pl.LightningModule):
         - forward output: logits ``(B, classes, H, W)``.
     """
 
-    MONITOR = keys.VAL_LOSS
+    MONITOR = log_keys.VAL_LOSS
     MONITOR_MODE = "min"
 
     def __init__(
@@ -248,9 +212,9 @@ class SegmentationModule(pl.LightningModule):
         self.criterion = build_loss(loss)
         self._multiple = _size_multiple(self.net)
 
-        self.train_metrics = segmentation_metrics(classes)
-        self.val_metrics = segmentation_metrics(classes)
-        self.test_metrics = segmentation_metrics(classes)
+        self.train_metrics = SegmentationScores(classes)
+        self.val_metrics = SegmentationScores(classes)
+        self.test_metrics = SegmentationScores(classes)
         self.val_miou_best = MaxMetric()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -324,7 +288,7 @@ class SegmentationModule(pl.LightningModule):
         loss, preds, targets = self.model_step(batch)
         getattr(self, f"{stage}_metrics").update(preds, targets)
         self.log(
-            keys.key(stage, keys.LOSS),
+            log_keys.key(stage, log_keys.LOSS),
             loss,
             on_step=False,
             on_epoch=True,
@@ -349,7 +313,7 @@ class SegmentationModule(pl.LightningModule):
             and self.trainer.is_global_zero
         ):
             grid = overlay_grid(batch[0], batch[1], preds, max_rows=self.hparams.num_overlays)
-            log_image(self, keys.key("val", "overlay"), grid)
+            log_image(self, log_keys.key("val", "overlay"), grid)
 
     def test_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> None:
         """Accumulate test loss/metrics."""
@@ -368,18 +332,18 @@ class SegmentationModule(pl.LightningModule):
         self.val_miou_best.reset()
 
     def _log_epoch_metrics(self, stage: str) -> torch.Tensor | None:
-        metrics: MetricCollection = getattr(self, f"{stage}_metrics")
-        if not any(m.update_called for m in metrics.values()):
+        metrics: SegmentationScores = getattr(self, f"{stage}_metrics")
+        if not metrics.update_called:
             return None
         values = metrics.compute()
         logs = {
-            keys.key(stage, keys.MIOU): values["miou"],
-            keys.key(stage, keys.PIXEL_ACC): values["pixel_acc"],
-            keys.key(stage, keys.DICE): values["mdice"],
+            log_keys.key(stage, log_keys.MIOU): values["miou"],
+            log_keys.key(stage, log_keys.PIXEL_ACC): values["pixel_acc"],
+            log_keys.key(stage, log_keys.DICE): values["mdice"],
         }
         for i, name in enumerate(self.class_names):
-            logs[keys.key(stage, f"iou_{name}")] = values["iou"][i]
-            logs[keys.key(stage, f"dice_{name}")] = values["dice"][i]
+            logs[log_keys.key(stage, f"iou_{name}")] = values["iou"][i]
+            logs[log_keys.key(stage, f"dice_{name}")] = values["dice"][i]
         # compute() already synced the states across processes, so every rank logs the same value.
         self.log_dict(logs, sync_dist=True)
         metrics.reset()
@@ -392,7 +356,11 @@ class SegmentationModule(pl.LightningModule):
         miou = self._log_epoch_metrics("val")
         if miou is not None:
             self.val_miou_best.update(miou)
-            self.log(keys.key("val", keys.MIOU_BEST), self.val_miou_best.compute(), sync_dist=True)
+            self.log(
+                log_keys.key("val", log_keys.MIOU_BEST),
+                self.val_miou_best.compute(),
+                sync_dist=True,
+            )
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch_metrics("test")

@@ -16,9 +16,9 @@ import pytest
 import torch
 import yaml
 from litlab.datamodules.face_expression import FaceExpressionDataModule
-from litlab.lightning_modules import keys
 from litlab.lightning_modules.embedding import EmbeddingModule, build_miner
 from litlab.lightning_modules.optim import build_optimizer
+from litlab.metrics import log_keys
 from torch.utils.data import DataLoader, TensorDataset
 
 REPO = Path(__file__).resolve().parents[2]
@@ -139,7 +139,7 @@ def test_timm_trunk_and_factories() -> None:
         assert len(triplets) == 3
     with pytest.raises(ValueError, match="batch_hard"):
         build_miner("hardest", 0.2)
-    assert EmbeddingModule.MONITOR == keys.key("val", keys.KNN_ACC) == "val/knn_acc"
+    assert EmbeddingModule.MONITOR == log_keys.key("val", log_keys.KNN_ACC) == "val/knn_acc"
     assert EmbeddingModule.MONITOR_MODE == "max"
 
 

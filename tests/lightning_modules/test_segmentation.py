@@ -10,13 +10,10 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from litlab.lightning_modules.segmentation import (
     SegmentationModule,
     build_loss,
     overlay_grid,
-    segmentation_metrics,
 )
 from litlab.networks.factory import segmentation_architectures
 from torch.utils.data import DataLoader, TensorDataset
@@ -164,93 +161,6 @@ def test_ce_plus_dice_is_the_sum():
     assert total == pytest.approx(
         (build_loss("ce")(logits, target) + build_loss("dice")(logits, target)).item()
     )
-
-
-# --- metrics ------------------------------------------------------------------------------
-
-
-def _hand_metrics(preds: np.ndarray, targets: np.ndarray, num_classes: int) -> dict:
-    iou, dice, present = [], [], []
-    for c in range(num_classes):
-        tp = np.sum((preds == c) & (targets == c))
-        fp = np.sum((preds == c) & (targets != c))
-        fn = np.sum((preds != c) & (targets == c))
-        present.append(tp + fp + fn > 0)
-        iou.append(tp / (tp + fp + fn) if tp + fp + fn else 0.0)
-        dice.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
-    iou, dice, present = np.array(iou), np.array(dice), np.array(present)
-    return {
-        "iou": iou,
-        "dice": dice,
-        "miou": iou[present].mean(),
-        "mdice": dice[present].mean(),
-        "pixel_acc": np.mean(preds == targets),
-    }
-
-
-def test_metrics_match_a_hand_computation_over_batches():
-    # Two batches of different content: an epoch metric must pool pixels, not average batches.
-    preds1 = torch.tensor([[[0, 1], [1, 1]]])
-    targets1 = torch.tensor([[[0, 1], [0, 1]]])
-    preds2 = torch.tensor([[[0, 0, 0], [0, 2, 2], [0, 0, 1]]])
-    targets2 = torch.tensor([[[0, 0, 0], [0, 2, 1], [0, 0, 1]]])
-    metrics = segmentation_metrics(3)
-    metrics.update(preds1, targets1)
-    metrics.update(preds2, targets2)
-    got = metrics.compute()
-
-    pooled_p = np.concatenate([preds1.flatten().numpy(), preds2.flatten().numpy()])
-    pooled_t = np.concatenate([targets1.flatten().numpy(), targets2.flatten().numpy()])
-    want = _hand_metrics(pooled_p, pooled_t, 3)
-    # Written out once more by hand: class 0: tp 7, fp 0, fn 1; class 1: tp 3, fp 2, fn 0;
-    # class 2: tp 1, fp 1, fn 0 -- 11 of 13 pixels right.
-    np.testing.assert_allclose(want["iou"], [7 / 8, 3 / 5, 1 / 2])
-    np.testing.assert_allclose(want["dice"], [14 / 15, 6 / 8, 2 / 3])
-    assert want["pixel_acc"] == pytest.approx(11 / 13)
-
-    for name in ("iou", "dice"):
-        np.testing.assert_allclose(got[name].numpy(), want[name], rtol=1e-6)
-    for name in ("miou", "mdice", "pixel_acc"):
-        assert got[name].item() == pytest.approx(want[name], rel=1e-6)
-
-
-def test_absent_class_is_left_out_of_the_mean():
-    preds = torch.tensor([[[0, 0], [1, 1]]])
-    targets = torch.tensor([[[0, 1], [1, 1]]])
-    metrics = segmentation_metrics(3)  # class 2 never appears in truth or prediction
-    metrics.update(preds, targets)
-    got = metrics.compute()
-    np.testing.assert_allclose(got["iou"].numpy(), [1 / 2, 2 / 3, 0.0], rtol=1e-6)
-    assert got["miou"].item() == pytest.approx((1 / 2 + 2 / 3) / 2)
-
-
-# Up to 3 batches of (height, width, seed, fraction of pixels predicted at random).
-_batches = st.lists(
-    st.tuples(st.integers(1, 6), st.integers(1, 6), st.integers(0, 2**31 - 1), st.floats(0, 1)),
-    min_size=1,
-    max_size=3,
-)
-
-
-@settings(max_examples=60, deadline=None)
-@given(batches=_batches)
-def test_miou_never_exceeds_pixel_accuracy_for_two_classes(batches):
-    metrics = segmentation_metrics(2)
-    pooled_p, pooled_t = [], []
-    for h, w, seed, flip in batches:
-        rng = np.random.default_rng(seed)
-        targets = rng.integers(0, 2, size=(2, h, w))
-        # Predictions from right to random, so every regime (perfect, poor, one class) is drawn.
-        preds = np.where(rng.random((2, h, w)) < flip, rng.integers(0, 2, size=(2, h, w)), targets)
-        metrics.update(torch.from_numpy(preds), torch.from_numpy(targets))
-        pooled_p.append(preds.ravel())
-        pooled_t.append(targets.ravel())
-    got = metrics.compute()
-    want = _hand_metrics(np.concatenate(pooled_p), np.concatenate(pooled_t), 2)
-    assert got["miou"].item() == pytest.approx(want["miou"], abs=1e-6)
-    pa = got["pixel_acc"].item()
-    assert got["miou"].item() <= pa + 1e-6
-    assert torch.all(got["iou"] <= pa + 1e-6)
 
 
 # --- training loop, overlays, checkpoints --------------------------------------------------

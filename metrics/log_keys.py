@@ -1,4 +1,4 @@
-"""Logged metric names, defined once: modules log them, callbacks/checkpoints/sweeps read them.
+"""Logged metric names, defined once: modules log them, callbacks, checkpoints and sweeps read them.
 
 Every key is ``"{stage}/{name}"`` with stage in ``train``, ``val``, ``test``.
 """

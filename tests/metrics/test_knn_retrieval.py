@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from litlab.lightning_modules import keys
-from litlab.lightning_modules.retrieval import (
-    KNNRetrievalMetric,
-    content_ids,
-    knn_retrieval,
-    knn_vote,
-)
+from litlab.metrics import log_keys
+from litlab.metrics.functional.knn_retrieval import content_ids, knn_retrieval, knn_vote
+from litlab.metrics.knn_retrieval import KNNRetrievalMetric
 from pytorch_metric_learning.distances import LpDistance
 from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
 from pytorch_metric_learning.utils.inference import CustomKNN
@@ -115,13 +111,13 @@ def test_metric_wrapper_with_gallery_and_leave_one_out() -> None:
     metric.update(_line([9.0]), torch.tensor([0]))
     out = metric.compute()
     # k=1: q0 -> 0.0(a) right, q1 -> 2.0(b) right, q2 -> 10(b) wrong
-    assert out[keys.KNN_ACC].item() == pytest.approx(2 / 3)
+    assert out[log_keys.KNN_ACC].item() == pytest.approx(2 / 3)
     assert out["self_matches"].item() == 0
     assert out["gallery_size"].item() == 5
 
     loo = KNNRetrievalMetric(num_classes=2, k=1)
     loo.update(GALLERY, GALLERY_LABELS)
     out = loo.compute()
-    assert out[keys.KNN_ACC].item() == pytest.approx(4 / 5)
+    assert out[log_keys.KNN_ACC].item() == pytest.approx(4 / 5)
     assert out["self_matches"].item() == 5
-    assert set(out) >= {keys.PRECISION, keys.RECALL, keys.F1, keys.MAP_AT_R}
+    assert set(out) >= {log_keys.PRECISION, log_keys.RECALL, log_keys.F1, log_keys.MAP_AT_R}
