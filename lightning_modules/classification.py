@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 
 import lightning.pytorch as pl
-import matplotlib.pyplot as plt
-import numpy as np
 import torch
 from litlab.lightning_modules.optim import configure
-from litlab.lightning_modules.visuals import log_image
 from litlab.metrics import log_keys
 from litlab.networks.factory import create_classifier
 from litlab.networks.heads import set_backbone_trainable
+from litlab.plots.confusion import confusion_figure
+from litlab.plots.run_images import log_image
 from torch import nn
 from torchmetrics import MaxMetric, MetricCollection
 from torchmetrics.classification import (
@@ -24,25 +23,6 @@ from torchmetrics.classification import (
 )
 
 log = logging.getLogger(__name__)
-
-
-def confusion_figure(matrix: np.ndarray, class_names: list[str], title: str) -> plt.Figure:
-    """A confusion-matrix heatmap with counts and row-normalised colour."""
-    n = len(class_names)
-    norm = matrix / np.clip(matrix.sum(1, keepdims=True), 1, None)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * n, 0.8 + 0.7 * n), dpi=100)
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(n), class_names, rotation=45, ha="right")
-    ax.set_yticks(range(n), class_names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    for i in range(n):
-        for j in range(n):
-            colour = "white" if norm[i, j] > 0.5 else "black"
-            ax.text(j, i, int(matrix[i, j]), ha="center", va="center", color=colour, fontsize=8)
-    fig.tight_layout()
-    return fig
 
 
 class ClassificationModule(pl.LightningModule):

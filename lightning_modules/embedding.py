@@ -18,17 +18,15 @@ import logging
 import time
 
 import lightning.pytorch as pl
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from lightning.pytorch.utilities import rank_zero_warn  # noqa: E402
-from litlab.lightning_modules import optim, visuals  # noqa: E402
+from litlab.lightning_modules import optim  # noqa: E402
 from litlab.metrics import log_keys  # noqa: E402
 from litlab.metrics.functional.knn_retrieval import content_ids  # noqa: E402
 from litlab.metrics.knn_retrieval import KNNRetrievalMetric  # noqa: E402
 from litlab.networks.factory import create_embedding_net  # noqa: E402
+from litlab.plots.embedding_projection import projection_figure  # noqa: E402
+from litlab.plots.run_images import log_image  # noqa: E402
 from pytorch_metric_learning import losses, miners  # noqa: E402
 from torch.utils.data import DataLoader, Subset  # noqa: E402
 from torchmetrics import MaxMetric  # noqa: E402
@@ -209,7 +207,7 @@ class EmbeddingModule(pl.LightningModule):
                 title=f"{stage} embeddings (PCA), epoch {self.current_epoch}, "
                 f"kNN acc {float(results[log_keys.KNN_ACC]):.3f}",
             )  # fmt: skip
-            visuals.log_image(self, log_keys.key(stage, "embeddings_pca"), fig)
+            log_image(self, log_keys.key(stage, "embeddings_pca"), fig)
         metric.reset()
         return results
 
@@ -256,31 +254,3 @@ class EmbeddingModule(pl.LightningModule):
 
     def configure_optimizers(self) -> dict:
         return optim.configure(self)
-
-
-def projection_figure(
-    embeddings: torch.Tensor, labels: torch.Tensor, class_names: list[str], title: str = ""
-) -> plt.Figure:
-    """Scatter of the first two principal components, one colour per class.
-
-    Args:
-        embeddings: ``(N, D)`` float, ``N >= 3``.
-        labels: ``(N,)`` int class indices into ``class_names``.
-        class_names: Legend labels.
-        title: Figure title.
-    """
-    centred = embeddings - embeddings.mean(dim=0, keepdim=True)
-    _, _, v = torch.pca_lowrank(centred, q=2, center=False)
-    xy = (centred @ v[:, :2]).numpy()
-    fig, ax = plt.subplots(figsize=(6, 5), dpi=100)
-    cmap = plt.get_cmap("tab10")
-    for c, name in enumerate(class_names):
-        mask = (labels == c).numpy()
-        if mask.any():
-            ax.scatter(xy[mask, 0], xy[mask, 1], s=8, alpha=0.7, color=cmap(c % 10), label=name)
-    ax.set_xlabel("PC 1")
-    ax.set_ylabel("PC 2")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, markerscale=2, loc="best")
-    fig.tight_layout()
-    return fig

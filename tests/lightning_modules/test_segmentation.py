@@ -13,7 +13,6 @@ import yaml
 from litlab.lightning_modules.segmentation import (
     SegmentationModule,
     build_loss,
-    overlay_grid,
 )
 from litlab.networks.factory import segmentation_architectures
 from torch.utils.data import DataLoader, TensorDataset
@@ -231,18 +230,3 @@ def test_fit_logs_metrics_writes_overlays_and_reloads(tmp_path):
         results
     )
     assert results["test/miou"] <= results["test/pixel_acc"] + 1e-6
-
-
-def test_overlay_grid_colours_only_foreground():
-    images = torch.linspace(0, 1, 16).reshape(1, 1, 4, 4)
-    targets = torch.zeros(1, 4, 4, dtype=torch.long)
-    targets[0, :2] = 1
-    preds = torch.zeros(1, 4, 4, dtype=torch.long)
-    grid = overlay_grid(images, targets, preds, gap=1)
-    assert grid.shape == (4, 14, 3) and grid.dtype == np.uint8
-    image, truth, pred = grid[:, 0:4], grid[:, 5:9], grid[:, 10:14]
-    assert np.array_equal(image[..., 0], image[..., 1])  # gray image
-    assert not np.array_equal(truth[:2], image[:2])  # liver rows tinted
-    assert np.array_equal(truth[2:], image[2:])  # background untouched
-    assert np.array_equal(pred, image)  # nothing predicted, nothing tinted
-    assert np.all(grid[:, 4] == 255)  # white gap

@@ -1,4 +1,4 @@
-"""Images for people: PNG files beside the run, and the same image in W&B when it is logging."""
+"""Saving a run's images: PNG files under the run folder, and the same image in W&B when it logs."""
 
 from __future__ import annotations
 
