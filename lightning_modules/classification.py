@@ -6,10 +6,10 @@ import logging
 
 import lightning.pytorch as pl
 import torch
-from litlab.lightning_modules.optim import configure
 from litlab.metrics import log_keys
 from litlab.networks.factory import create_classifier
 from litlab.networks.heads import set_backbone_trainable
+from litlab.optim.factory import configure
 from litlab.plots.confusion import confusion_figure
 from litlab.plots.run_images import log_image
 from torch import nn

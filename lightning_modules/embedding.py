@@ -20,11 +20,11 @@ import time
 import lightning.pytorch as pl
 import torch  # noqa: E402
 from lightning.pytorch.utilities import rank_zero_warn  # noqa: E402
-from litlab.lightning_modules import optim  # noqa: E402
 from litlab.metrics import log_keys  # noqa: E402
 from litlab.metrics.functional.knn_retrieval import content_ids  # noqa: E402
 from litlab.metrics.knn_retrieval import KNNRetrievalMetric  # noqa: E402
 from litlab.networks.factory import create_embedding_net  # noqa: E402
+from litlab.optim.factory import configure  # noqa: E402
 from litlab.plots.embedding_projection import projection_figure  # noqa: E402
 from litlab.plots.run_images import log_image  # noqa: E402
 from pytorch_metric_learning import losses, miners  # noqa: E402
@@ -253,4 +253,4 @@ class EmbeddingModule(pl.LightningModule):
         return list(names)
 
     def configure_optimizers(self) -> dict:
-        return optim.configure(self)
+        return configure(self)

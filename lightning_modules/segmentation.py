@@ -13,10 +13,10 @@ from collections.abc import Sequence
 import lightning.pytorch as pl
 import segmentation_models_pytorch as smp
 import torch
-from litlab.lightning_modules.optim import OPTIMIZERS, SCHEDULERS, configure
 from litlab.metrics import log_keys
 from litlab.metrics.segmentation_scores import SegmentationScores
 from litlab.networks.factory import create_segmenter
+from litlab.optim.factory import OPTIMIZERS, SCHEDULERS, configure
 from litlab.plots.run_images import log_image
 from litlab.plots.segmentation_overlay import overlay_grid
 from torch import nn
@@ -300,5 +300,5 @@ class SegmentationModule(pl.LightningModule):
         self._log_epoch_metrics("test")
 
     def configure_optimizers(self) -> dict:
-        """Optimizer (and scheduler) from ``litlab.lightning_modules.optim``."""
+        """Optimizer (and scheduler) from ``litlab.optim.factory``."""
         return configure(self)

@@ -17,8 +17,8 @@ import torch
 import yaml
 from litlab.datamodules.face_expression import FaceExpressionDataModule
 from litlab.lightning_modules.embedding import EmbeddingModule, build_miner
-from litlab.lightning_modules.optim import build_optimizer
 from litlab.metrics import log_keys
+from litlab.optim.factory import build_optimizer
 from torch.utils.data import DataLoader, TensorDataset
 
 REPO = Path(__file__).resolve().parents[2]

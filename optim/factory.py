@@ -1,4 +1,4 @@
-"""Optimiser and scheduler factories shared by every LightningModule."""
+"""Optimiser and scheduler factories by short name, and the dict `configure_optimizers` returns."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""Optimisers and learning-rate schedules by short name, shared by every LightningModule."""
