@@ -18,8 +18,9 @@ from litlab.lightning_modules.pipeline import StageTrainerSettings, isolated_rng
 
 import litlab.report
 from litlab.cli import run_cli
+from litlab.presets import PRESET_DIR
 
-PRESETS = Path(litlab.report.__file__).parent / "presets"
+PRESETS = PRESET_DIR
 COUNTS = {"train": 4, "valid": 2, "test": 2}
 SMALL_SEGMENTER = {
     "image_size": 32,
