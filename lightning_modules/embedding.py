@@ -138,7 +138,6 @@ class EmbeddingModule(pl.LightningModule):
                 f"num_classes={self.hparams.num_classes}; pass --model.init_args.num_classes={n_data}"
             )
 
-    # ------------------------------------------------------------------ training
     def on_train_start(self) -> None:
         self._fit_start = time.perf_counter()
 
@@ -149,8 +148,8 @@ class EmbeddingModule(pl.LightningModule):
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> torch.Tensor:
         loss, _, y = self.model_step(batch)
-        self.log(log_keys.key("train", log_keys.LOSS), loss, on_step=True, on_epoch=True, prog_bar=True,
-                 batch_size=len(y), sync_dist=True)  # fmt: skip
+        self.log(log_keys.key("train", log_keys.LOSS), loss, on_step=True, on_epoch=True,
+                 prog_bar=True, batch_size=len(y), sync_dist=True)  # fmt: skip
         return loss
 
     def on_train_epoch_end(self) -> None:
@@ -161,7 +160,6 @@ class EmbeddingModule(pl.LightningModule):
         if self._fit_start is not None:
             self.log(log_keys.key("train", TIME_S), now - self._fit_start, sync_dist=True)
 
-    # ---------------------------------------------------------------- evaluation
     def _eval_step(self, metric: KNNRetrievalMetric, batch: tuple) -> None:
         x, y = batch
         metric.update(self(x), y, content_ids(x))

@@ -1,4 +1,4 @@
-"""``litlab report autism``: Table 1 beside the paper, the arms' difference, errors that name the fix."""
+"""``litlab report autism``: Table 1 beside the paper, the arms' difference, clear errors."""
 
 from __future__ import annotations
 
