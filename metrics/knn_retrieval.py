@@ -56,17 +56,20 @@ class KNNRetrievalMetric(Metric):
         self, embeddings: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor | None = None
     ) -> None:
         """Add queries: ``(B, D)`` embeddings, ``(B,)`` labels, optional ``(B,)`` int64 ids."""
-        self.query_emb.append(embeddings.detach().float())
-        self.query_labels.append(labels.detach().long())
-        self.query_ids.append(_ids_or_placeholder(ids, embeddings, _QUERY_PLACEHOLDER))
+        self._append("query", embeddings, labels, ids)
 
     def update_gallery(
         self, embeddings: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor | None = None
     ) -> None:
         """Add gallery items: ``(B, D)`` embeddings, ``(B,)`` labels, optional ``(B,)`` int64 ids."""
-        self.gallery_emb.append(embeddings.detach().float())
-        self.gallery_labels.append(labels.detach().long())
-        self.gallery_ids.append(_ids_or_placeholder(ids, embeddings, _GALLERY_PLACEHOLDER))
+        self._append("gallery", embeddings, labels, ids)
+
+    def _append(
+        self, role: str, embeddings: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor | None
+    ) -> None:
+        getattr(self, f"{role}_emb").append(embeddings.detach().float())
+        getattr(self, f"{role}_labels").append(labels.detach().long())
+        getattr(self, f"{role}_ids").append(_ids_or_placeholder(ids, embeddings, _NO_ID[role]))
 
     def compute(self) -> dict[str, torch.Tensor]:
         query = dim_zero_cat(self.query_emb)
@@ -109,8 +112,7 @@ def _is_empty(state: list[torch.Tensor] | torch.Tensor) -> bool:
 
 # Placeholder ids for items fed without ids: negative (content ids are >= 0) and different for
 # queries and gallery, so an id-less query never excludes anything.
-_QUERY_PLACEHOLDER = -1
-_GALLERY_PLACEHOLDER = -2
+_NO_ID = {"query": -1, "gallery": -2}
 
 
 def _ids_or_placeholder(
