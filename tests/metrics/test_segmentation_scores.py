@@ -147,7 +147,8 @@ def test_scores_equal_sklearn_and_torchmetrics_on_random_masks(num_classes: int)
 def test_empty_and_reset() -> None:
     metric = SegmentationScores(2)
     assert not metric.update_called
-    got = metric.compute()
+    with pytest.warns(UserWarning, match="called before the ``update`` method"):
+        got = metric.compute()
     assert torch.isnan(got["miou"]) and torch.isnan(got["pixel_acc"])
     metric.update(torch.ones(1, 2, 2, dtype=torch.long), torch.ones(1, 2, 2, dtype=torch.long))
     assert metric.compute()["miou"].item() == 1.0
