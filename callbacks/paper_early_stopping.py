@@ -32,6 +32,9 @@ class PaperEarlyStopping(EarlyStopping):
     - ``Stopping training process because loss value did not decrease for P epochs!`` when
       patience runs out.
 
+    A stop for any other reason (a NaN or infinite value, a stopping or divergence threshold)
+    is logged at WARNING level with Lightning's reason, so no run ends without saying why.
+
     Args:
         monitor: Logged key to watch.
         patience: Checks without improvement before stopping (the paper: 5).
@@ -66,6 +69,7 @@ class PaperEarlyStopping(EarlyStopping):
         """Run one of Lightning's checks and describe what it changed."""
         best_before = self.best_score.clone()
         wait_before = self.wait_count
+        reason_before = self.stopping_reason
         yield
         if not trainer.is_global_zero:
             return
@@ -92,6 +96,13 @@ class PaperEarlyStopping(EarlyStopping):
                 self._verb,
                 self.wait_count,
             )
+        # Any other rule (a non-finite value, a threshold) says which, in Lightning's words.
+        elif (
+            trainer.should_stop
+            and self.stopping_reason != reason_before
+            and self.stopping_reason != EarlyStoppingReason.PATIENCE_EXHAUSTED
+        ):
+            log.warning("Stopping training process: %s", self.stopping_reason_message)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Lightning's check (when it runs at train epoch end), then the paper's message."""

@@ -140,3 +140,20 @@ def test_liver_presets_use_the_papers_rule(preset):
     assert callback["class_path"] == "litlab.callbacks.paper_early_stopping.PaperEarlyStopping"
     stopper = PaperEarlyStopping(**callback.get("init_args", {}))
     assert (stopper.monitor, stopper.mode, stopper.patience) == ("val/loss", "min", 5)
+
+
+@pytest.mark.parametrize(
+    ("losses", "kwargs", "reason"),
+    [
+        ([1.0, float("nan"), 0.5], {}, "val/loss = nan is not finite"),
+        ([1.0, 0.2, 0.1], {"stopping_threshold": 0.3}, "Stopping threshold reached"),
+    ],
+)
+def test_a_stop_for_another_reason_says_why(tmp_path, caplog, losses, kwargs, reason):
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    _, stopper, _, module = _fit(tmp_path, losses, max_epochs=len(losses), **kwargs)
+
+    assert module.val_epochs == [0, 1]  # stopped after epoch 1, not at patience
+    (warning,) = [r for r in caplog.records if r.name == LOGGER and r.levelno == logging.WARNING]
+    assert warning.getMessage().startswith("Stopping training process: ")
+    assert reason in warning.getMessage(), warning.getMessage()
