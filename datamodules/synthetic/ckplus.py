@@ -20,8 +20,6 @@ otherwise neutral face), and the one-sided-lip style already belongs to disgust.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 from pathlib import Path
 
 import cv2
@@ -75,8 +73,7 @@ def write_ckplus_folder(
     """Write a CK+48-layout folder of drawn faces.
 
     Args:
-        root: Output folder; it gets one sub-folder per CK+ class. Written to a temporary folder
-            first and renamed into place, so a half-written dataset is never seen.
+        root: Output folder (created); it gets one sub-folder per CK+ class.
         n_subjects: Subjects (``S010`` upwards).
         frames_per_sequence: Near-duplicate frames per sequence (CK+48 keeps 3).
         min_subjects_per_class: Every class gets at least this many subjects, so subject folds
@@ -108,26 +105,16 @@ def write_ckplus_folder(
     bases = draw_faces(styles, seed=seed, size=size)
 
     root = Path(root)
-    tmp = root.parent / f".{root.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     for name in classes:
-        (tmp / name).mkdir(parents=True)
+        (root / name).mkdir(parents=True, exist_ok=True)
     sequence_no = np.zeros(n_subjects, int)
     for subject, label, base in zip(subjects, labels, bases, strict=True):
         sequence_no[subject] += 1
         first = int(rng.integers(10, 30))
         for k, frame in enumerate(_frames(base, frames_per_sequence, rng)):
             name = f"S{subject + 10:03d}_{sequence_no[subject]:03d}_{first + k:08d}.png"
-            if not cv2.imwrite(str(tmp / classes[label] / name), frame):
-                raise OSError(f"could not write {tmp / classes[label] / name}")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.replace(tmp, root)
-    except OSError:
-        # Another process finished first (the target exists and is not empty): keep theirs.
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not root.is_dir():
-            raise
+            if not cv2.imwrite(str(root / classes[label] / name), frame):
+                raise OSError(f"could not write {root / classes[label] / name}")
     log.info(
         "wrote %d drawn CK+48-layout images of %d subjects to %s",
         len(labels) * frames_per_sequence,

@@ -9,13 +9,10 @@ triplet paper: disgust is rare, happy is common).
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 from pathlib import Path
 
 import cv2
 import numpy as np
-from litlab.datamodules.base import cache_root
 from litlab.datamodules.synthetic.faces import draw_faces
 
 log = logging.getLogger(__name__)
@@ -83,27 +80,4 @@ def write_face_folders(
             for i, image in enumerate(images):
                 if not cv2.imwrite(str(folder / f"{i:05d}.png"), image):
                     raise OSError(f"could not write {folder / f'{i:05d}.png'}")
-    return root
-
-
-def embedded_face_folders(n_train: int = 700, n_val: int = 175, seed: int = 0) -> Path:
-    """The embedded dataset's root under :func:`cache_root`, generated on first use.
-
-    Written to a temporary folder and renamed, so concurrent processes never see half a dataset.
-    """
-    name = f"face-expression-synthetic-v{GENERATOR_VERSION}-n{n_train}-{n_val}-s{seed}"
-    root = cache_root() / "data" / name
-    if (root / "validation").is_dir():
-        return root
-    log.info("generating the embedded face-expression folders (%d + %d images) at %s",
-             n_train, n_val, root)  # fmt: skip
-    tmp = root.with_name(f"{name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    write_face_folders(tmp, n_train, n_val, seed)
-    try:
-        os.replace(tmp, root)
-    except OSError:  # another process finished first: keep its copy
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not (root / "validation").is_dir():
-            raise
     return root

@@ -48,8 +48,7 @@ def write_fer2013_csv(
     )
     counts = np.round(np.cumsum(fractions)[:-1] * n_rows).astype(int)
     usage = np.array(USAGES)[np.searchsorted(counts, np.arange(n_rows), side="right")]
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", newline="") as f:
+    with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["emotion", "pixels", "Usage"])
         for start in range(0, n_rows, chunk):
@@ -57,6 +56,5 @@ def write_fer2013_csv(
             faces = draw_faces(labels[start:stop], seed=seed * 1_000_003 + start)
             for label, face, use in zip(labels[start:stop], faces, usage[start:stop], strict=True):
                 writer.writerow([int(label), " ".join(map(str, face.ravel().tolist())), use])
-    tmp.replace(path)  # atomic: a crash never leaves a half-written cache
     log.info("wrote %d embedded FER2013-format rows to %s", n_rows, path)
     return path
