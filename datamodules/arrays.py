@@ -1,12 +1,42 @@
-"""In-memory image datasets: decoded once into a uint8 array, transformed per item."""
+"""In-memory image data: uint8 arrays with labels, decoded once and transformed per item."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+
+class ImageArrays(Protocol):
+    """A loaded dataset of uint8 images with one class label each.
+
+    Attributes:
+        images: ``(N, H, W)`` gray or ``(N, H, W, C)`` channels-last uint8.
+        labels: ``(N,)`` int64 class indices.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+
+
+@dataclass(frozen=True)
+class LabelledImages:
+    """Decoded uint8 images with one class label each, and the files they came from.
+
+    Attributes:
+        images: ``(N, H, W)`` gray or ``(N, H, W, C)`` channels-last uint8.
+        labels: ``(N,)`` int64 class indices.
+        paths: The ``N`` source files (empty when the images did not come from files).
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    paths: list[Path] = field(default_factory=list)
 
 
 class ArrayDataset(Dataset):

@@ -1,8 +1,9 @@
-"""torchvision.transforms.v2 pipelines for classification inputs (uint8 CHW tensor in)."""
+"""torchvision.transforms.v2 augmentation: classification inputs, and image + mask pairs together."""
 
 from __future__ import annotations
 
 import torch
+from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 
@@ -43,3 +44,42 @@ def classification_transforms(channels: int, augment: bool) -> tuple[v2.Transfor
     norm = normalize_to_unit_range(channels)
     train = v2.Compose([paper_augmentation(), norm]) if augment else norm
     return train, norm
+
+
+def joint_flip_affine(
+    hflip_p: float,
+    degrees: float,
+    shift: float,
+    scale: tuple[float, float] | None = None,
+    image_fill: float = 0.0,
+    interpolation: v2.InterpolationMode = v2.InterpolationMode.NEAREST,
+) -> v2.Transform:
+    """A random mirror and affine jitter of an image and its mask together, for segmentation.
+
+    The image is resampled with ``interpolation``; the ``tv_tensors.Mask`` always with nearest
+    neighbour (v2 does this by type), so labels never blend. Uncovered pixels are filled with
+    ``image_fill`` in the image and 0 (background) in the mask.
+
+    Args:
+        hflip_p: Probability of a horizontal mirror.
+        degrees: Largest rotation either way.
+        shift: Largest shift as a fraction of the size, per axis.
+        scale: ``(low, high)`` zoom range; ``None`` keeps the scale.
+        image_fill: Value of uncovered image pixels.
+        interpolation: Image resampling.
+
+    Shape:
+        input/output: ``(tv_tensors.Image (C, S, S) float, tv_tensors.Mask (S, S) int64)``
+    """
+    return v2.Compose(
+        [
+            v2.RandomHorizontalFlip(p=hflip_p),
+            v2.RandomAffine(
+                degrees=degrees,
+                translate=(shift, shift),
+                scale=scale,
+                interpolation=interpolation,
+                fill={tv_tensors.Image: image_fill, tv_tensors.Mask: 0},
+            ),
+        ]
+    )

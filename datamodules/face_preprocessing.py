@@ -33,6 +33,7 @@ from typing import Literal, Protocol
 
 import cv2
 import numpy as np
+from litlab.datamodules.cache import write_atomically
 from litlab.datamodules.folders import resize_image
 from tqdm.auto import tqdm
 
@@ -374,11 +375,9 @@ def preprocess_images(
     _log_fallbacks(result, len(images), wanted)
 
     if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        # Write then rename, so concurrent processes never read a half-written cache.
-        tmp = cache_file.with_name(f"{cache_file.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, images=out, boxes=boxes, fallbacks=fallbacks, detector=result.detector)
-        os.replace(tmp, cache_file)
+        write_atomically(cache_file, lambda tmp: np.savez(
+            tmp, images=out, boxes=boxes, fallbacks=fallbacks, detector=result.detector
+        ))  # fmt: skip
     return result
 
 

@@ -1,4 +1,11 @@
-"""FER2013: the Kaggle CSV (``emotion,pixels,Usage``), parsed once and cached as uint8 arrays."""
+"""The FER2013 CSV reader: every row checked, parsed in bulk, cached as uint8 arrays.
+
+The Kaggle file is ``emotion,pixels,Usage`` (35,887 rows of 48x48 gray faces as 2,304
+space-separated values); an ``emotion,pixels`` variant counts every row as Training. A bad row
+stops the parse with the file, the 1-based line and the fault, unless bad rows are skipped (and
+counted). The parsed arrays are cached beside other litlab caches, keyed by the file's path, size
+and modification time.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from litlab.datamodules.arrays import ArrayDataset
-from litlab.datamodules.augment import classification_transforms
-from litlab.datamodules.base import LitlabDataModule, cache_root
-from litlab.datamodules.synthetic.fer2013 import GENERATOR_VERSION, write_fer2013_csv
-from sklearn.model_selection import train_test_split
+from litlab.datamodules.cache import cache_root, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -240,110 +243,8 @@ def load_fer2013_cached(
                 z["images"], z["labels"], z["usage"].astype(str), int(z["skipped"])
             )
     arrays = parse_fer2013_csv(path, skip_bad_rows)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_suffix(".tmp.npz")
-    np.savez(
+    write_atomically(cached, lambda tmp: np.savez(
         tmp, images=arrays.images, labels=arrays.labels, usage=arrays.usage, skipped=arrays.skipped
-    )
-    tmp.replace(cached)
+    ))  # fmt: skip
     log.info("parsed %s (%d rows) and cached it at %s", path, len(arrays.labels), cached)
     return arrays
-
-
-def embedded_fer2013_csv(n_rows: int = 3500, seed: int = 0) -> Path:
-    """Path of the embedded FER2013-format CSV, generated on first use."""
-    path = cache_root() / "data" / f"fer2013-synthetic-v{GENERATOR_VERSION}-n{n_rows}-s{seed}.csv"
-    if not path.is_file():
-        log.info("generating the embedded FER2013-format dataset (%d rows) at %s", n_rows, path)
-        write_fer2013_csv(path, n_rows, seed)
-    return path
-
-
-class FER2013DataModule(LitlabDataModule):
-    """FER2013 from the Kaggle CSV, or an embedded drawn-faces CSV in the same format.
-
-    Args:
-        csv_path: The Kaggle ``fer2013.csv``; ``None`` uses the embedded dataset.
-        split: ``"usage"`` (Training / PublicTest / PrivateTest as train / val / test) or
-            ``"random"`` (the paper's seeded, stratified 80/10/10 resplit of all rows).
-        augment: The paper's augmentation on the training split.
-        skip_bad_rows: Skip unusable CSV rows (counted in the log) instead of raising.
-        synthetic_rows: Rows in the embedded dataset (ignored with ``csv_path``).
-        batch_size, num_workers, pin_memory, seed: See :class:`LitlabDataModule`.
-
-    Shape:
-        batch: ``image (B, 1, 48, 48)`` float in ``[-1, 1]``, ``target (B,)`` int64.
-    """
-
-    def __init__(
-        self,
-        csv_path: str | None = None,
-        split: str = "usage",
-        augment: bool = True,
-        skip_bad_rows: bool = False,
-        synthetic_rows: int = 3500,
-        batch_size: int = 64,
-        num_workers: int = 2,
-        pin_memory: bool | None = None,
-        seed: int = 42,
-    ) -> None:
-        super().__init__(batch_size, num_workers, pin_memory, seed)
-        if split not in ("usage", "random"):
-            raise ValueError(f"split must be 'usage' or 'random', got {split!r}")
-        self.csv_path = csv_path
-        self.split = split
-        self.augment = augment
-        self.skip_bad_rows = skip_bad_rows
-        self.synthetic_rows = synthetic_rows
-
-    @property
-    def num_classes(self) -> int:
-        return len(FER2013_CLASSES)
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(FER2013_CLASSES)
-
-    def _source(self) -> Path:
-        return Path(self.csv_path) if self.csv_path else embedded_fer2013_csv(self.synthetic_rows)
-
-    def prepare_data(self) -> None:
-        load_fer2013_cached(self._source(), self.skip_bad_rows)
-
-    def _split_indices(self, data: Fer2013Arrays) -> list[np.ndarray]:
-        if self.split == "usage":
-            parts = [np.flatnonzero(data.usage == u) for u in USAGES]
-            for name, idx in zip(USAGES, parts, strict=True):
-                if len(idx) == 0:
-                    raise ValueError(
-                        f"{self._source()} has no {name} rows, so split='usage' cannot form all three "
-                        "splits; use --data.split=random for a seeded 80/10/10 resplit"
-                    )
-            return parts
-        idx = np.arange(len(data.labels))
-        stratify = data.labels if np.bincount(data.labels).min() >= 10 else None
-        train, rest = train_test_split(
-            idx, test_size=0.2, random_state=self.seed, stratify=stratify
-        )
-        strat_rest = data.labels[rest] if stratify is not None else None
-        val, test = train_test_split(
-            rest, test_size=0.5, random_state=self.seed, stratify=strat_rest
-        )
-        return [np.sort(train), np.sort(val), np.sort(test)]
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
-        data = load_fer2013_cached(self._source(), self.skip_bad_rows)
-        train_tf, eval_tf = classification_transforms(channels=1, augment=self.augment)
-        train, val, test = self._split_indices(data)
-        self.train_set = ArrayDataset(data.images[train], data.labels[train], train_tf)
-        self.val_set = ArrayDataset(data.images[val], data.labels[val], eval_tf)
-        self.test_set = ArrayDataset(data.images[test], data.labels[test], eval_tf)
-        log.info(
-            "FER2013 %s split: %d train / %d val / %d test images",
-            self.split,
-            len(train),
-            len(val),
-            len(test),
-        )

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from litlab.datamodules.cache import write_atomically
 from tqdm.auto import tqdm
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,21 @@ def is_image_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
 
 
+def class_folder_names(root: str | Path) -> list[str]:
+    """The class folders of a ``root/<class>/<image>`` tree: visible sub-folders, sorted by name.
+
+    Raises:
+        FileNotFoundError: ``root`` does not exist or is not a folder.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise FileNotFoundError(
+            f"image folder root {root} {what}; expected a folder laid out as <root>/<class>/<image>"
+        )
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
 def index_class_folders(root: str | Path, classes: Sequence[str] | None = None) -> FolderIndex:
     """List ``root/<class>/<image>`` files with integer labels.
 
@@ -80,12 +96,7 @@ def index_class_folders(root: str | Path, classes: Sequence[str] | None = None) 
             ``classes`` is empty or repeats a name.
     """
     root = Path(root).expanduser()
-    if not root.is_dir():
-        what = "is not a folder" if root.exists() else "does not exist"
-        raise FileNotFoundError(
-            f"image folder root {root} {what}; expected a folder laid out as <root>/<class>/<image>"
-        )
-    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    found = class_folder_names(root)
     if classes is None:
         if not found:
             raise ValueError(
@@ -244,9 +255,5 @@ def load_images(
     array = np.stack(images).astype(np.uint8, copy=False)
 
     if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        # Write then rename, so concurrent processes never read a half-written cache.
-        tmp = cache_file.with_name(f"{cache_file.stem}.{os.getpid()}.tmp.npy")
-        np.save(tmp, array)
-        os.replace(tmp, cache_file)
+        write_atomically(cache_file, lambda tmp: np.save(tmp, array))
     return array

@@ -44,7 +44,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from litlab.datamodules.autism import AutismLayout, index_autism_layout
-from litlab.datamodules.base import cache_root
+from litlab.datamodules.cache import cache_root
 from litlab.datamodules.face_masks import mask_preview_grid, remove_background, save_rgb_png
 from litlab.datamodules.face_segmentation import FaceMaskDataModule, to_model_input
 from litlab.datamodules.folders import load_images

@@ -21,8 +21,8 @@ import numpy as np
 import yaml
 from matplotlib.figure import Figure  # no pyplot: no GUI backend or global figure state
 
+from litlab.datamodules.face_preprocessing import canny_edges, equalize, make_face_detector
 from litlab.datamodules.folders import decode_image, index_class_folders
-from litlab.datamodules.transforms import canny_edges, equalize, make_face_detector
 from litlab.presets import load_preset
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def _root(settings: dict[str, Any]) -> Path:
     if settings.get("root"):
         return Path(str(settings["root"])).expanduser()
     if settings["class_path"].endswith("CKPlusDataModule"):
-        from litlab.datamodules.ckplus import embedded_ckplus_folder
+        from litlab.datamodules.embedded import embedded_ckplus_folder
 
         return embedded_ckplus_folder(int(settings.get("synthetic_subjects", 50)))
     raise ValueError(

@@ -31,7 +31,7 @@ from pathlib import Path
 import cv2
 import nibabel as nib
 import numpy as np
-from litlab.datamodules.liver_io import unit_to_uint8, window_to_unit
+from litlab.datamodules.liver_decode import unit_to_uint8, window_to_unit
 from tqdm.auto import tqdm
 
 log = logging.getLogger(__name__)
