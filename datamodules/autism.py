@@ -26,25 +26,21 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
-import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import cv2
 import numpy as np
-from litlab.datamodules.arrays import ArrayDataset
-from litlab.datamodules.augment import classification_transforms
-from litlab.datamodules.base import LitlabDataModule, cache_root
+from litlab.datamodules.base import LitlabDataModule, Parts
+from litlab.datamodules.cache import cache_root
+from litlab.datamodules.embedded import embedded_autism_folder
+from litlab.datamodules.face_masks import BACKGROUND_MODES
 from litlab.datamodules.folders import FolderIndex, index_class_folders, load_images
-from litlab.datamodules.synthetic.autism import (
-    AUTISM_CLASSES,
-    GENERATOR_VERSION,
-    KAGGLE_SPLITS,
-    write_autism_folders,
-)
-from sklearn.model_selection import train_test_split
+from litlab.datamodules.identity import count_near_duplicates, dhash
+from litlab.datamodules.splits import stratified_train_val_test
+from litlab.datamodules.synthetic.autism import AUTISM_CLASSES, KAGGLE_SPLITS
+from torch.utils.data import Dataset
 
 if TYPE_CHECKING:
     from litlab.lightning_modules.pipeline import SegmentationChain
@@ -52,6 +48,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SPLITS: tuple[str, ...] = ("kaggle", "paper")
+# AutismSegmentedDataModule options handed to the chain as they are, and those it takes without
+# their "segmenter_" prefix.
+_CHAIN_OPTIONS = ("background", "blur_sigma", "mask_root", "box_method", "grabcut_iterations",
+                  "grabcut_size", "segmenter_checkpoint")  # fmt: skip
+_SEGMENTER_OPTIONS = {"arch": "arch", "encoder_name": "encoder", "loss": "loss", "lr": "lr",
+                      "max_epochs": "max_epochs", "batch_size": "batch_size"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -114,88 +116,35 @@ def index_autism_layout(root: str | Path) -> AutismLayout:
     )
 
 
-def embedded_autism_folder(
-    counts: dict[str, int] | None = None, seed: int = 0, background_bias: float = 0.0
-) -> Path:
-    """The embedded drawn-faces dataset under ``cache_root()/data``, written on first use.
-
-    The folder name carries the generator version and every argument; it is written to a
-    temporary folder and renamed into place, so concurrent processes never see half of it.
-    """
-    counts = dict(counts or {"train": 120, "valid": 20, "test": 40})
-    tag = "-".join(f"{k}{counts[k]}" for k in KAGGLE_SPLITS if k in counts)
-    folder = (
-        cache_root()
-        / "data"
-        / f"autism-faces-v{GENERATOR_VERSION}-{tag}-s{seed}-b{background_bias:g}"
+def autism_data_path(options: Mapping[str, Any]) -> Path:
+    """The Kaggle-layout folder a DataModule's options name: ``root``, or the embedded faces
+    drawn with the ``synthetic_*`` options (generated on first use)."""
+    if options["root"]:
+        return Path(options["root"]).expanduser()
+    return embedded_autism_folder(
+        options["synthetic_counts"], options["synthetic_seed"], options["synthetic_background_bias"]
     )
-    if folder.is_dir():
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    log.info("generating the embedded autism-layout faces at %s", folder)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
-    try:
-        write_autism_folders(tmp, counts, seed, background_bias)
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another process won the race with the same data
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return folder
 
 
-def dhash(images: np.ndarray, hash_size: int = 8) -> np.ndarray:
-    """64-bit difference hashes (dHash) of uint8 images, robust to resizing and re-encoding.
+@dataclass(frozen=True)
+class AutismImages:
+    """The pooled images of every split folder, and the raw files behind them.
 
-    Each image is reduced to gray ``(hash_size, hash_size + 1)`` with area averaging; bit ``k`` is
-    whether a pixel is brighter than its right neighbour.
-
-    Args:
-        images: ``(N, H, W)`` gray or ``(N, H, W, 3)`` RGB uint8.
-
-    Returns:
-        ``(N,)`` uint64 hashes.
+    Attributes:
+        images: ``(N, S, S, 3)`` RGB uint8 of the folder this module classifies.
+        labels: ``(N,)`` int64, 0 autistic, 1 non_autistic.
+        paths: The ``N`` files of ``images``.
+        folders: ``(N,)`` the Kaggle split folder (``train``/``valid``/``test``) of each image.
+        raw_paths: The raw file of each image (the same files in the raw arm).
+        raw_images: ``(N, S, S, 3)`` the raw pixels, on which duplicates are counted.
     """
-    out = np.empty(len(images), np.uint64)
-    weights = np.uint64(1) << np.arange(hash_size * hash_size, dtype=np.uint64)
-    for i, image in enumerate(images):
-        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
-        small = cv2.resize(gray, (hash_size + 1, hash_size), interpolation=cv2.INTER_AREA)
-        bits = (small[:, 1:] > small[:, :-1]).ravel().astype(np.uint64)
-        out[i] = np.bitwise_or.reduce(bits * weights)
-    return out
 
-
-def count_near_duplicates(train: np.ndarray, test: np.ndarray, max_distance: int = 4) -> int:
-    """How many test hashes lie within ``max_distance`` bits (Hamming) of some training hash."""
-    if len(train) == 0 or len(test) == 0:
-        return 0
-    distance = np.bitwise_count(test[:, None] ^ train[None, :])
-    return int((distance.min(axis=1) <= max_distance).sum())
-
-
-def paper_split(
-    labels: np.ndarray, test_fraction: float, val_fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The paper's stratified 70:30 resplit, with validation carved from the training part.
-
-    Returns:
-        ``(train, val, test)`` sorted index arrays; ``val`` is ``test`` when ``val_fraction`` is 0.
-    """
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
-    if not 0 <= val_fraction < 1:
-        raise ValueError(f"val_fraction must lie in [0, 1), got {val_fraction}")
-    idx = np.arange(len(labels))
-    train, test = train_test_split(idx, test_size=test_fraction, random_state=seed, stratify=labels)
-    if val_fraction == 0:
-        return np.sort(train), np.sort(test), np.sort(test)
-    train, val = train_test_split(
-        train, test_size=val_fraction, random_state=seed, stratify=labels[train]
-    )
-    return np.sort(train), np.sort(val), np.sort(test)
+    images: np.ndarray
+    labels: np.ndarray
+    paths: list[Path]
+    folders: np.ndarray
+    raw_paths: list[Path]
+    raw_images: np.ndarray
 
 
 class AutismDataModule(LitlabDataModule):
@@ -215,7 +164,8 @@ class AutismDataModule(LitlabDataModule):
         synthetic_seed: Seed of the embedded dataset (``seed`` only drives splits).
         synthetic_background_bias: Share of embedded training faces whose background colour is
             tied to the label (a shortcut; 0 = none), see :mod:`litlab.datamodules.synthetic.autism`.
-        batch_size, num_workers, pin_memory, seed: See :class:`LitlabDataModule`.
+        batch_size: Images per batch per process.
+        **loader: ``num_workers``, ``pin_memory``, ``seed``: see :class:`LitlabDataModule`.
 
     Attributes:
         split_paths: After ``setup``, the files of each split (``train``/``val``/``test``).
@@ -240,27 +190,13 @@ class AutismDataModule(LitlabDataModule):
         synthetic_seed: int = 0,
         synthetic_background_bias: float = 0.0,
         batch_size: int = 16,
-        num_workers: int = 2,
-        pin_memory: bool | None = None,
-        seed: int = 42,
+        **loader: Any,
     ) -> None:
-        super().__init__(batch_size, num_workers, pin_memory, seed)
+        super().__init__(batch_size=batch_size, **loader)
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if image_size < 16:
             raise ValueError(f"image_size must be >= 16, got {image_size}")
-        self.root = root
-        self.split = split
-        self.test_fraction = test_fraction
-        self.val_fraction = val_fraction
-        self.image_size = image_size
-        self.augment = augment
-        self.duplicate_distance = duplicate_distance
-        self.synthetic = {
-            "counts": synthetic_counts,
-            "seed": synthetic_seed,
-            "background_bias": synthetic_background_bias,
-        }
         self.split_paths: dict[str, list[Path]] = {}
         self.duplicates: dict[str, int] = {}
         self.source_test_paths: list[Path] = []
@@ -271,94 +207,71 @@ class AutismDataModule(LitlabDataModule):
         return list(AUTISM_CLASSES)
 
     @property
-    def num_classes(self) -> int:
-        return len(AUTISM_CLASSES)
-
-    @property
     def in_chans(self) -> int:
         """RGB: 3."""
         return 3
 
-    def source_root(self) -> Path:
+    def data_path(self) -> Path:
         """The raw dataset: ``root``, or the embedded folder (generated on first use)."""
-        if self.root:
-            return Path(self.root).expanduser()
-        return embedded_autism_folder(**self.synthetic)
+        return autism_data_path(self.hparams)
 
-    def data_root(self) -> Path:
+    def image_root(self) -> Path:
         """The folder this module classifies (the raw one here; the copy in the segmented arm)."""
-        return self.source_root()
+        return self.data_path()
 
     def prepare_data(self) -> None:
-        self.data_root()  # generates the embedded folder once, before any process reads it
+        self.image_root()  # generates the embedded folder (or the copy) once, before any reader
 
-    def split_parts(self, labels: np.ndarray, folders: np.ndarray) -> tuple[np.ndarray, ...]:
-        """``(train, val, test)`` indices into the pooled images for this module's split."""
-        if self.split == "kaggle":
-            return tuple(np.flatnonzero(folders == name) for name in KAGGLE_SPLITS)
-        if self.val_fraction == 0:
+    def load(self) -> AutismImages:
+        """Every image of every split folder, at ``image_size``, and the raw images behind them."""
+        size = self.hparams.image_size
+        source = index_autism_layout(self.data_path())
+        root = self.image_root()
+        layout = index_autism_layout(root) if root != source.root else source
+        paths, labels, folders = layout.pooled()
+        cache = cache_root() / "autism" / "images"
+        images = load_images(paths, size, "rgb", cache)
+        # Duplicates are a property of the raw images: both arms count them on the source files.
+        raw_paths = paths if layout is source else self._source_paths(source, root, paths)
+        raw = images if layout is source else load_images(raw_paths, size, "rgb", cache)
+        return AutismImages(images, labels, paths, folders, raw_paths, raw)
+
+    def split(self, data: AutismImages) -> Parts:
+        """The Kaggle folders as given, or the paper's seeded stratified 70:30 resplit."""
+        hp = self.hparams
+        if hp.split == "kaggle":
+            train, val, test = (np.flatnonzero(data.folders == name) for name in KAGGLE_SPLITS)
+            return train, val, test
+        if hp.val_fraction == 0:
             log.warning(
                 "split='paper' with val_fraction=0: validation is the %.0f %% test part, as in "
                 "the paper, so the kept checkpoint is chosen on test images",
-                100 * self.test_fraction,
+                100 * hp.test_fraction,
             )
-        return paper_split(labels, self.test_fraction, self.val_fraction, self.seed)
+        return stratified_train_val_test(data.labels, hp.test_fraction, hp.val_fraction, self.seed)
 
-    def _check_model(self) -> None:
-        """Fail early, with the fix, when the attached model cannot take this data."""
-        model = getattr(getattr(self, "trainer", None), "lightning_module", None)
-        hparams = getattr(model, "hparams", None) or {}
-        for name, want in (("in_chans", 3), ("num_classes", 2)):
-            have = hparams.get(name)
-            if have is not None and int(have) != want:
-                raise ValueError(
-                    f"the autism faces need model.{name}={want}, the model has {name}={have}; "
-                    f"set --model.{name}={want}"
-                )
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
-        self._check_model()
-        source = index_autism_layout(self.source_root())
-        root = self.data_root()
-        layout = index_autism_layout(root) if root != source.root else source
-        paths, labels, folders = layout.pooled()
-        train, val, test = self.split_parts(labels, folders)
-        cache = cache_root() / "autism" / "images"
-        images = load_images(paths, self.image_size, "rgb", cache)
-        # Duplicates are a property of the raw images: both arms count them on the source files.
-        raw_paths = paths if layout is source else self._source_paths(source, root, paths)
-        raw = images if layout is source else load_images(raw_paths, self.image_size, "rgb", cache)
-        hashes = dhash(raw)
+    def datasets(self, data: AutismImages, parts: Parts) -> tuple[Dataset, Dataset, Dataset]:
+        """The classification datasets, after counting train/test duplicates by dHash."""
+        train, val, test = parts
+        hashes = dhash(data.raw_images)
+        distance = self.hparams.duplicate_distance
         self.duplicates = {
             "exact": count_near_duplicates(hashes[train], hashes[test], 0),
-            "near": count_near_duplicates(hashes[train], hashes[test], self.duplicate_distance),
+            "near": count_near_duplicates(hashes[train], hashes[test], distance),
             "test": len(test),
         }
+        names = ("train", "val", "test")
         self.split_paths = {
-            "train": [paths[i] for i in train],
-            "val": [paths[i] for i in val],
-            "test": [paths[i] for i in test],
+            n: [data.paths[i] for i in p] for n, p in zip(names, parts, strict=True)
         }
-        self.source_test_paths = [raw_paths[i] for i in test]
-        train_tf, eval_tf = classification_transforms(channels=3, augment=self.augment)
-        self.train_set = ArrayDataset(images[train], labels[train], train_tf)
-        self.val_set = ArrayDataset(images[val], labels[val], eval_tf)
-        self.test_set = ArrayDataset(images[test], labels[test], eval_tf)
+        self.source_test_paths = [data.raw_paths[i] for i in test]
         log.info(
             "autism faces (%s split) from %s: %d train / %d val / %d test at %d px; "
             "train/test duplicates by dHash: %d exact, %d within %d bits",
-            self.split,
-            root,
-            len(train),
-            len(val),
-            len(test),
-            self.image_size,
-            self.duplicates["exact"],
-            self.duplicates["near"],
-            self.duplicate_distance,
-        )
+            self.hparams.split, self.image_root(), len(train), len(val), len(test),
+            self.hparams.image_size, self.duplicates["exact"], self.duplicates["near"], distance,
+        )  # fmt: skip
+        return super().datasets(data, parts)
 
     @staticmethod
     def _source_paths(source: AutismLayout, root: Path, paths: list[Path]) -> list[Path]:
@@ -379,11 +292,11 @@ class AutismDataModule(LitlabDataModule):
         """What a report needs to know about the data of this run (JSON-serialisable)."""
         return {
             "arm": "raw",
-            "source_root": str(self.source_root()),
-            "data_root": str(self.data_root()),
-            "split": self.split,
+            "source_root": str(self.data_path()),
+            "data_root": str(self.image_root()),
+            "split": self.hparams.split,
             "seed": self.seed,
-            "image_size": self.image_size,
+            "image_size": self.hparams.image_size,
             "sizes": {k: len(v) for k, v in self.split_paths.items()},
             "duplicates": dict(self.duplicates),
             "test_paths": [str(p) for p in self.split_paths.get("test", [])],
@@ -420,18 +333,11 @@ class AutismSegmentedDataModule(AutismDataModule):
         segmenter_lr: Adam learning rate.
         segmenter_max_epochs: Epochs of segmenter training.
         segmenter_batch_size: Batch size of segmenter training and mask prediction.
-        Other args: See :class:`AutismDataModule`.
+        **autism: Every argument of :class:`AutismDataModule` (``root``, ``split``, ...).
     """
 
     def __init__(
         self,
-        root: str | None = None,
-        split: str = "kaggle",
-        test_fraction: float = 0.3,
-        val_fraction: float = 0.1,
-        image_size: int = 224,
-        augment: bool = False,
-        duplicate_distance: int = 4,
         background: str = "zero",
         blur_sigma: float = 8.0,
         mask_root: str | None = None,
@@ -445,42 +351,16 @@ class AutismSegmentedDataModule(AutismDataModule):
         segmenter_lr: float = 1e-3,
         segmenter_max_epochs: int = 10,
         segmenter_batch_size: int = 8,
-        synthetic_counts: dict[str, int] | None = None,
-        synthetic_seed: int = 0,
-        synthetic_background_bias: float = 0.0,
-        batch_size: int = 16,
-        num_workers: int = 2,
-        pin_memory: bool | None = None,
-        seed: int = 42,
+        **autism: Any,
     ) -> None:
-        super().__init__(
-            root, split, test_fraction, val_fraction, image_size, augment, duplicate_distance,
-            synthetic_counts, synthetic_seed, synthetic_background_bias, batch_size, num_workers,
-            pin_memory, seed,
-        )  # fmt: skip
+        super().__init__(**autism)
+        image_size = self.hparams.image_size
         if image_size % 16:
             raise ValueError(
                 f"image_size {image_size} is not a multiple of 16, which the DeepLabV3+ "
                 f"segmenter needs; use e.g. {max(16, round(image_size / 16) * 16)}"
             )
-        self.chain_options = {
-            "background": background,
-            "blur_sigma": blur_sigma,
-            "mask_root": mask_root,
-            "box_method": box_method,
-            "grabcut_iterations": grabcut_iterations,
-            "grabcut_size": grabcut_size,
-            "segmenter_checkpoint": segmenter_checkpoint,
-            "arch": segmenter_arch,
-            "encoder_name": segmenter_encoder,
-            "loss": segmenter_loss,
-            "lr": segmenter_lr,
-            "max_epochs": segmenter_max_epochs,
-            "batch_size": segmenter_batch_size,
-        }
         # Fail on a bad background mode now, not after the segmenter has trained.
-        from litlab.datamodules.face_masks import BACKGROUND_MODES
-
         if background not in BACKGROUND_MODES:
             raise ValueError(f"background must be one of {BACKGROUND_MODES}, got {background!r}")
 
@@ -491,21 +371,24 @@ class AutismSegmentedDataModule(AutismDataModule):
         """
         from litlab.lightning_modules.pipeline import SegmentationChain, StageTrainerSettings
 
+        hp = self.hparams
+        options = {name: hp[name] for name in _CHAIN_OPTIONS}
+        options |= {name: hp[f"segmenter_{short}"] for name, short in _SEGMENTER_OPTIONS.items()}
         return SegmentationChain(
-            source_root=self.source_root(),
-            image_size=self.image_size,
+            source_root=self.data_path(),
+            image_size=hp.image_size,
             seed=self.seed,
             num_workers=self.num_workers,
             predict_limit=self.batch_size,
             stage=StageTrainerSettings.from_trainer(getattr(self, "trainer", None)),
-            **self.chain_options,
+            **options,
         )
 
     def prepare_data(self) -> None:
         """Build or reuse every stage of the segmented copy (local rank 0 only)."""
         self.chain().run()
 
-    def data_root(self) -> Path:
+    def image_root(self) -> Path:
         """The background-removed copy (built now if ``prepare_data`` did not run)."""
         chain = self.chain()
         return chain.copy_root() if chain.copy_done() else chain.run()
@@ -515,9 +398,9 @@ class AutismSegmentedDataModule(AutismDataModule):
         chain = self.chain()
         info.update(
             arm="segmented",
-            background=self.chain_options["background"],
+            background=self.hparams.background,
             masks_root=str(chain.copy_masks_root()),
             segmenter_checkpoint=str(chain.segmenter_checkpoint()),
-            pseudo_masks=self.chain_options["mask_root"] is None,
+            pseudo_masks=self.hparams.mask_root is None,
         )
         return info

@@ -1,58 +1,44 @@
-"""What every litlab DataModule shares: loaders, cache location, seeded splits."""
+"""The base of every litlab DataModule: loader settings as hyperparameters and the setup skeleton.
+
+A subclass says where its data is (:meth:`LitlabDataModule.data_path`), how to load it
+(:meth:`~LitlabDataModule.load`) and how to split it (:meth:`~LitlabDataModule.split`); the base
+saves every constructor argument with ``save_hyperparameters``, builds the three splits once in
+``setup`` (every later call, on every rank, keeps them) and serves them with the loader settings.
+A subclass whose data is uint8 images with class labels keeps the default
+:meth:`~LitlabDataModule.datasets`: :class:`~litlab.datamodules.arrays.ArrayDataset` with the
+shared classification transforms.
+
+The model<->data contract is read from three properties, valid right after ``__init__`` (the CLI
+links them to the model): ``num_classes``, ``in_chans`` and ``class_names``.
+"""
 
 from __future__ import annotations
 
-import logging
-import os
-from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from litlab.datamodules.arrays import ArrayDataset, ImageArrays
+from litlab.datamodules.augment import classification_transforms
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-log = logging.getLogger(__name__)
-
-
-def cache_root() -> Path:
-    """Directory for generated datasets and parsed-data caches.
-
-    ``$LITLAB_CACHE`` wins; otherwise ``$XDG_CACHE_HOME/litlab`` or ``~/.cache/litlab``.
-    """
-    env = os.environ.get("LITLAB_CACHE")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "litlab"
-
-
-def seeded_permutation(n: int, seed: int) -> np.ndarray:
-    """A permutation of ``range(n)`` drawn from a seeded ``torch.Generator``."""
-    g = torch.Generator().manual_seed(seed)
-    return torch.randperm(n, generator=g).numpy()
-
-
-def split_by_fractions(n: int, fractions: Sequence[float], seed: int) -> list[np.ndarray]:
-    """Split ``range(n)`` into seeded, disjoint index arrays of the given fractions.
-
-    The fractions must sum to 1; rounding error goes to the last part.
-    """
-    if any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
-        raise ValueError(f"split fractions must be >= 0 and sum to 1, got {list(fractions)}")
-    perm = seeded_permutation(n, seed)
-    bounds = np.round(np.cumsum(fractions)[:-1] * n).astype(int)
-    return [np.sort(p) for p in np.split(perm, bounds)]
+#: ``(train, val, test)`` index arrays; ``val`` may be the same array as ``test``.
+Parts = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 class LitlabDataModule(pl.LightningDataModule):
-    """Base DataModule: subclasses fill ``train_set``/``val_set``/``test_set`` in ``setup``.
+    """Loader settings, the ``setup`` skeleton and the loaders every litlab DataModule shares.
+
+    Subclasses take these four settings through ``**loader`` (passing a default of their own
+    where the paper's differs) and read every argument back from ``self.hparams``.
 
     Args:
         batch_size: Images per batch per process.
         num_workers: DataLoader worker processes (0 loads in the main process).
         pin_memory: Pin host memory for faster host-to-GPU copies; on by default when CUDA exists.
-        seed: Seed for splits and synthetic data.
+        seed: Seed of the splits (the embedded datasets have seeds of their own).
     """
 
     def __init__(
@@ -65,13 +51,75 @@ class LitlabDataModule(pl.LightningDataModule):
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
-        self.seed = seed
+        # Records this constructor's arguments and those of every subclass constructor above it.
+        self.save_hyperparameters()
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
+
+    @property
+    def batch_size(self) -> int:
+        """Images per batch per process."""
+        return int(self.hparams.batch_size)
+
+    @property
+    def num_workers(self) -> int:
+        """DataLoader worker processes."""
+        return int(self.hparams.num_workers)
+
+    @property
+    def pin_memory(self) -> bool:
+        """Whether loaders pin host memory (``None`` resolves to whether CUDA exists)."""
+        pin = self.hparams.pin_memory
+        return torch.cuda.is_available() if pin is None else bool(pin)
+
+    @property
+    def seed(self) -> int:
+        """Seed of the splits."""
+        return int(self.hparams.seed)
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes: ``len(class_names)``."""
+        return len(self.class_names)
+
+    def data_path(self) -> Path:
+        """The dataset this module reads: the user's path, or the embedded one (made on first use)."""
+        raise NotImplementedError(f"{type(self).__name__} does not say where its data is")
+
+    def prepare_data(self) -> None:
+        """Generate the embedded dataset once, before any process reads it (local rank 0)."""
+        self.data_path()
+
+    def load(self) -> Any:
+        """Read the whole dataset (from caches where it can); called once by :meth:`setup`."""
+        raise NotImplementedError(f"{type(self).__name__} does not say how to load its data")
+
+    def split(self, data: Any) -> Any:
+        """The train / val / test parts of what :meth:`load` returned (usually :data:`Parts`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not say how to split its data")
+
+    def transforms(self) -> tuple[Any, Any]:
+        """``(train, eval)`` transforms of the default :meth:`datasets`."""
+        return classification_transforms(self.in_chans, bool(self.hparams.get("augment", False)))
+
+    def datasets(self, data: ImageArrays, parts: Parts) -> tuple[Dataset, Dataset, Dataset]:
+        """The train / val / test datasets: uint8 images and labels with the classification
+        transforms (augmentation on training images only)."""
+        train_tf, eval_tf = self.transforms()
+        tfs = (train_tf, eval_tf, eval_tf)
+        out = [
+            ArrayDataset(data.images[i], data.labels[i], tf)
+            for i, tf in zip(parts, tfs, strict=True)
+        ]
+        return out[0], out[1], out[2]
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load, split and wrap the data once; later calls (any stage) keep the same splits."""
+        if self.train_set is not None:
+            return
+        data = self.load()
+        self.train_set, self.val_set, self.test_set = self.datasets(data, self.split(data))
 
     def _loader(
         self,

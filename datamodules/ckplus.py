@@ -22,22 +22,32 @@ from __future__ import annotations
 
 import logging
 import re
-import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from litlab.datamodules.arrays import ArrayDataset
-from litlab.datamodules.augment import classification_transforms
-from litlab.datamodules.base import LitlabDataModule, cache_root
-from litlab.datamodules.folders import FolderIndex, index_class_folders, load_images
-from litlab.datamodules.synthetic.ckplus import GENERATOR_VERSION, write_ckplus_folder
-from litlab.datamodules.transforms import (
+from litlab.datamodules.arrays import LabelledImages
+from litlab.datamodules.base import LitlabDataModule, Parts
+from litlab.datamodules.cache import cache_root
+from litlab.datamodules.embedded import embedded_ckplus_folder
+from litlab.datamodules.face_preprocessing import (
     DetectFace,
     Preprocessed,
     input_channels,
     preprocess_images,
 )
-from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+from litlab.datamodules.folders import (
+    FolderIndex,
+    class_folder_names,
+    index_class_folders,
+    load_images,
+)
+from litlab.datamodules.splits import (
+    fold_parts,
+    stratified_grouped_holdout,
+    stratified_train_val_test,
+    subject_folds,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +62,6 @@ CKPLUS_CLASSES: tuple[str, ...] = (
 )
 SPLITS: tuple[str, ...] = ("random", "subject")
 SUBJECT_PATTERN = r"^(S\d+)_"
-
-
-def embedded_ckplus_folder(n_subjects: int = 50, seed: int = 0) -> Path:
-    """The embedded CK+48-layout folder of drawn faces, generated on first use."""
-    root = cache_root() / "data" / f"ckplus48-synthetic-v{GENERATOR_VERSION}-n{n_subjects}-s{seed}"
-    if not root.is_dir():
-        log.info(
-            "generating the embedded CK+48-layout dataset (%d subjects) at %s", n_subjects, root
-        )
-        write_ckplus_folder(root, n_subjects=n_subjects, seed=seed)
-    return root
 
 
 def subject_ids(paths: list[Path], pattern: str = SUBJECT_PATTERN) -> np.ndarray:
@@ -85,68 +84,12 @@ def subject_ids(paths: list[Path], pattern: str = SUBJECT_PATTERN) -> np.ndarray
     return np.asarray(ids)
 
 
-def random_split(
-    labels: np.ndarray, test_fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded image split stratified by label: ``(train, test)`` sorted index arrays."""
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
-    idx = np.arange(len(labels))
-    train, test = train_test_split(idx, test_size=test_fraction, random_state=seed, stratify=labels)
-    return np.sort(train), np.sort(test)
-
-
-def subject_folds(
-    labels: np.ndarray, groups: np.ndarray, n_folds: int, seed: int
-) -> list[np.ndarray]:
-    """Test indices of each of ``n_folds`` subject-disjoint, label-stratified folds.
-
-    Every index is in exactly one fold; every group (subject) is in exactly one fold.
-    """
-    n_groups = len(np.unique(groups))
-    if not 2 <= n_folds <= n_groups:
-        raise ValueError(
-            f"n_folds must lie in [2, {n_groups}] (the number of subjects), got {n_folds}"
-        )
-    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    return [np.sort(test) for _, test in splitter.split(np.zeros(len(labels)), labels, groups)]
-
-
-def _carve_validation(
-    train: np.ndarray,
-    labels: np.ndarray,
-    groups: np.ndarray | None,
-    val_fraction: float,
-    seed: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Move ``val_fraction`` of ``train`` to validation, by group when ``groups`` is given."""
-    if groups is None:
-        rest, val = train_test_split(
-            train, test_size=val_fraction, random_state=seed, stratify=labels[train]
-        )
-        return np.sort(rest), np.sort(val)
-    n_splits = max(2, round(1 / val_fraction))
-    n_groups = len(np.unique(groups[train]))
-    if n_groups < n_splits:
-        raise ValueError(
-            f"only {n_groups} training subjects, too few for val_fraction={val_fraction}; "
-            "raise val_fraction or lower n_folds"
-        )
-    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    with warnings.catch_warnings():
-        # A rare class (CK+ contempt) may have fewer training subjects than n_splits; only one
-        # split is taken, so sklearn's warning about it says nothing useful here.
-        warnings.filterwarnings("ignore", "The least populated class", UserWarning)
-        keep, val = next(splitter.split(np.zeros(len(train)), labels[train], groups[train]))
-    return np.sort(train[keep]), np.sort(train[val])
-
-
 class CKPlusDataModule(LitlabDataModule):
     """CK+48 (``<root>/<class>/S###_###_########.png``), or an embedded drawn-faces copy.
 
     Images are decoded once, face-cropped, resized, equalised and edge-detected with OpenCV
-    (:mod:`litlab.datamodules.transforms`), and the result is cached; see the module docstring for how
-    train / val / test are formed in each split mode.
+    (:mod:`litlab.datamodules.face_preprocessing`), and the result is cached; see the module
+    docstring for how train / val / test are formed in each split mode.
 
     Args:
         root: The CK+48 folder; ``None`` generates and uses an embedded one in the same layout.
@@ -172,8 +115,14 @@ class CKPlusDataModule(LitlabDataModule):
             paper used none.
         subject_pattern: Regex whose first group is the subject id in a file name.
         synthetic_subjects: Subjects in the embedded dataset (ignored with ``root``).
-        batch_size, num_workers, pin_memory, seed: See :class:`LitlabDataModule`; ``seed`` also
-            seeds the splits.
+        batch_size: Images per batch per process (the paper's 8).
+        **loader: ``num_workers``, ``pin_memory``, ``seed`` (which also seeds the splits): see
+            :class:`LitlabDataModule`.
+
+    Attributes:
+        index: After ``setup``, the indexed class folders.
+        preprocessed: After ``setup``, the preprocessed images and face boxes.
+        split_indices: After ``setup``, ``{"train", "val", "test"}`` indices into ``index``.
 
     Shape:
         batch: ``image (B, in_chans, image_size, image_size)`` float in ``[-1, 1]``,
@@ -199,11 +148,9 @@ class CKPlusDataModule(LitlabDataModule):
         subject_pattern: str = SUBJECT_PATTERN,
         synthetic_subjects: int = 50,
         batch_size: int = 8,
-        num_workers: int = 2,
-        pin_memory: bool | None = None,
-        seed: int = 42,
+        **loader: Any,
     ) -> None:
-        super().__init__(batch_size, num_workers, pin_memory, seed)
+        super().__init__(batch_size=batch_size, **loader)
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if split == "subject" and not 0 <= fold < n_folds:
@@ -215,23 +162,7 @@ class CKPlusDataModule(LitlabDataModule):
                 "split='subject' needs a validation part from the training subjects "
                 "(val_fraction > 0); using the test fold for checkpointing would leak it"
             )
-        self._in_chans = input_channels(input_mode)
-        self.root = root
-        self.split = split
-        self.fold = fold
-        self.n_folds = n_folds
-        self.test_fraction = test_fraction
-        self.val_fraction = val_fraction
-        self.input_mode = input_mode
-        self.equalize = equalize
-        self.detect_face = detect_face
-        self.image_size = image_size
-        self.load_size = load_size
-        self.canny_low = canny_low
-        self.canny_high = canny_high
-        self.augment = augment
-        self.subject_pattern = subject_pattern
-        self.synthetic_subjects = synthetic_subjects
+        input_channels(input_mode)  # fails now on an unknown mode
         self.index: FolderIndex | None = None
         self.preprocessed: Preprocessed | None = None
         self.split_indices: dict[str, np.ndarray] = {}
@@ -239,117 +170,67 @@ class CKPlusDataModule(LitlabDataModule):
     @property
     def in_chans(self) -> int:
         """Input channels: 2 for ``input_mode="both"``, else 1."""
-        return self._in_chans
+        return input_channels(self.hparams.input_mode)
 
     @property
     def class_names(self) -> list[str]:
-        """The class folders found by ``setup`` (CK+'s seven before it runs)."""
-        return list(self.index.classes) if self.index is not None else list(CKPLUS_CLASSES)
+        """The class folders of ``root`` (sorted), or CK+'s seven for the embedded copy."""
+        if self.hparams.root:
+            return class_folder_names(self.data_path())
+        return list(CKPLUS_CLASSES)
 
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
+    def data_path(self) -> Path:
+        """``root``, or the embedded CK+48-layout folder (generated on first use)."""
+        if self.hparams.root:
+            return Path(self.hparams.root).expanduser()
+        return embedded_ckplus_folder(self.hparams.synthetic_subjects)
 
-    def _root(self) -> Path:
-        if self.root:
-            return Path(self.root).expanduser()
-        return embedded_ckplus_folder(self.synthetic_subjects)
+    def load(self) -> LabelledImages:
+        """Index the class folders, decode and preprocess every image (cached)."""
+        hp = self.hparams
+        root = self.data_path()
+        index = index_class_folders(root)
+        if tuple(index.classes) != CKPLUS_CLASSES:
+            log.info("%s: classes %s differ from CK+'s %s", root, index.classes, CKPLUS_CLASSES)
+        cache = cache_root() / "ckplus"
+        raw = load_images(index.paths, size=hp.load_size, color="gray", cache_dir=cache)
+        self.index = index
+        self.preprocessed = preprocess_images(
+            raw, size=hp.image_size, equalize_hist=hp.equalize, detect_face=hp.detect_face,
+            input_mode=hp.input_mode, canny_low=hp.canny_low, canny_high=hp.canny_high,
+            cache_dir=cache,
+        )  # fmt: skip
+        return LabelledImages(self.preprocessed.images, index.labels, index.paths)
 
-    def prepare_data(self) -> None:
-        self._root()  # generates the embedded folder once, before any process reads it
-
-    def split_parts(
-        self, labels: np.ndarray, groups: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(train, val, test)`` index arrays for this module's split settings.
-
-        Args:
-            labels: ``(N,)`` class index per image.
-            groups: ``(N,)`` subject id per image (required for ``split="subject"``).
-        """
-        if self.split == "random":
-            train, test = random_split(labels, self.test_fraction, self.seed)
-            if not self.val_fraction:
+    def split(self, data: LabelledImages) -> Parts:
+        """The random (paper) or subject-fold parts; see the module docstring."""
+        hp = self.hparams
+        if hp.split == "random":
+            val_fraction = hp.val_fraction or 0.0
+            if not val_fraction:
                 log.warning(
                     "split='random': validation is the %.0f %% test part (the paper has only "
                     "train/test), so the kept checkpoint is chosen on test images; set "
                     "data.val_fraction > 0 for a separate validation part",
-                    100 * self.test_fraction,
+                    100 * hp.test_fraction,
                 )
-                return train, test, test
-            train, val = _carve_validation(train, labels, None, self.val_fraction, self.seed)
-            return train, val, test
-        if groups is None:
-            raise ValueError("split='subject' needs subject ids")
-        folds = subject_folds(labels, groups, self.n_folds, self.seed)
-        test = folds[self.fold]
-        train = np.sort(np.concatenate([f for k, f in enumerate(folds) if k != self.fold]))
-        val_fraction = 0.1 if self.val_fraction is None else self.val_fraction
-        train, val = _carve_validation(train, labels, groups, val_fraction, self.seed)
-        return train, val, test
-
-    def _check_model(self) -> None:
-        """Fail early, with the fix, when the attached model cannot take this data."""
-        trainer = getattr(self, "trainer", None)
-        model = getattr(trainer, "lightning_module", None) if trainer is not None else None
-        hparams = getattr(model, "hparams", None) or {}
-        in_chans = hparams.get("in_chans")
-        if in_chans is not None and int(in_chans) != self.in_chans:
-            raise ValueError(
-                f"data.input_mode={self.input_mode!r} gives {self.in_chans}-channel images but "
-                f"the model has in_chans={in_chans}; set --model.in_chans={self.in_chans} "
-                f"(gray/edges: 1, both: 2)"
+            parts = stratified_train_val_test(
+                data.labels, hp.test_fraction, val_fraction, self.seed
             )
-        num_classes = hparams.get("num_classes")
-        if num_classes is not None and int(num_classes) != self.num_classes:
-            raise ValueError(
-                f"{self._root()} has {self.num_classes} classes {self.class_names} but the "
-                f"model has num_classes={num_classes}; set --model.num_classes={self.num_classes}"
+            where = f"{1 - hp.test_fraction:.0%}/{hp.test_fraction:.0%}"
+        else:
+            groups = subject_ids(data.paths, hp.subject_pattern)
+            folds = subject_folds(data.labels, groups, hp.n_folds, self.seed)
+            rest, test = fold_parts(folds, hp.fold)
+            val_fraction = 0.1 if hp.val_fraction is None else hp.val_fraction
+            train, val = stratified_grouped_holdout(
+                rest, data.labels[rest], groups[rest], val_fraction, self.seed
             )
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            self._check_model()
-            return
-        root = self._root()
-        index = index_class_folders(root)
-        if tuple(index.classes) != CKPLUS_CLASSES:
-            log.info("%s: classes %s differ from CK+'s %s", root, index.classes, CKPLUS_CLASSES)
-        self.index = index
-        self._check_model()
-        cache = cache_root() / "ckplus"
-        raw = load_images(index.paths, size=self.load_size, color="gray", cache_dir=cache)
-        pre = preprocess_images(
-            raw,
-            size=self.image_size,
-            equalize_hist=self.equalize,
-            detect_face=self.detect_face,
-            input_mode=self.input_mode,
-            canny_low=self.canny_low,
-            canny_high=self.canny_high,
-            cache_dir=cache,
-        )
-        self.preprocessed = pre
-        groups = subject_ids(index.paths, self.subject_pattern) if self.split == "subject" else None
-        train, val, test = self.split_parts(index.labels, groups)
-        self.split_indices = {"train": train, "val": val, "test": test}
-        train_tf, eval_tf = classification_transforms(channels=self.in_chans, augment=self.augment)
-        self.train_set = ArrayDataset(pre.images[train], index.labels[train], train_tf)
-        self.val_set = ArrayDataset(pre.images[val], index.labels[val], eval_tf)
-        self.test_set = ArrayDataset(pre.images[test], index.labels[test], eval_tf)
-        where = (
-            f"fold {self.fold}/{self.n_folds}"
-            if self.split == "subject"
-            else f"{1 - self.test_fraction:.0%}/{self.test_fraction:.0%}"
-        )
+            parts = (train, val, test)
+            where = f"fold {hp.fold}/{hp.n_folds}"
+        self.split_indices = dict(zip(("train", "val", "test"), parts, strict=True))
         log.info(
             "CK+ %s split (%s) of %s: %d train / %d val / %d test images; input %s, %d channel(s)",
-            self.split,
-            where,
-            root,
-            len(train),
-            len(val),
-            len(test),
-            self.input_mode,
-            self.in_chans,
-        )
+            hp.split, where, self.data_path(), *map(len, parts), hp.input_mode, self.in_chans,
+        )  # fmt: skip
+        return parts

@@ -14,9 +14,9 @@ Sources (``source`` / ``root``):
 
 The test split is the validation split, except for a FER2013 CSV with ``PrivateTest`` rows.
 
-Training-set doubling (``double_train``, the paper's augmentation): every training image plus one
-augmented copy (random rotation, crop and x/y shift together), drawn once from ``seed`` and cached.
-Online augmentation (``augment``) is separate and can be combined with it.
+Training-set doubling (``double_train``, the paper's augmentation,
+:mod:`litlab.datamodules.doubling`): every training image plus one augmented copy, drawn once from
+``seed`` and cached. Online augmentation (``augment``) is separate and can be combined with it.
 
 Evaluation: ``gallery_dataloader()`` yields the original training images (no copies, no
 augmentation) for the embedding gallery. Every image is hashed (md5 of its pixels) and the number
@@ -26,125 +26,53 @@ of validation/test images whose hash also appears in train is logged and kept in
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 from litlab.datamodules.arrays import ArrayDataset
 from litlab.datamodules.augment import normalize_to_unit_range, paper_augmentation
-from litlab.datamodules.base import LitlabDataModule, cache_root
-from litlab.datamodules.folders import FolderIndex, index_class_folders, load_images
+from litlab.datamodules.base import LitlabDataModule, Parts
+from litlab.datamodules.cache import cache_root
+from litlab.datamodules.doubling import double_training_set
+from litlab.datamodules.embedded import embedded_face_folders
+from litlab.datamodules.fer2013_csv import FER2013_CLASSES, load_fer2013_cached
+from litlab.datamodules.folders import class_folder_names, index_class_folders, load_images
+from litlab.datamodules.identity import count_duplicates
 from litlab.datamodules.samplers import ClassBalancedBatchSampler
-from litlab.datamodules.synthetic.face_folders import embedded_face_folders
-from sklearn.model_selection import GroupShuffleSplit, train_test_split
+from litlab.datamodules.splits import can_stratify, grouped_holdout, stratified_holdout
+from litlab.datamodules.synthetic.face_folders import KAGGLE_CLASSES
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
-from tqdm.auto import tqdm
 
 log = logging.getLogger(__name__)
 
 SOURCES = ("folders", "fer2013_csv")
 TRAIN_DIR = "train"
 VAL_DIRS = ("validation", "val")
-_DOUBLING_VERSION = 1
+_USAGE_PART = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 
 
-def image_hashes(images: np.ndarray) -> list[str]:
-    """md5 hex digest of each image's pixel bytes: ``(N, ...)`` uint8 -> N strings."""
-    return [hashlib.md5(np.ascontiguousarray(im).tobytes()).hexdigest() for im in images]
+@dataclass(frozen=True)
+class FaceImages:
+    """Gray face images with labels and the part each was given in (``train``/``val``/``test``,
+    or ``pool`` when the source has no split of its own).
 
-
-def count_duplicates(held_out: np.ndarray, train: np.ndarray) -> int:
-    """How many ``held_out`` images are pixel-identical to some ``train`` image."""
-    train_hashes = set(image_hashes(train))
-    return sum(h in train_hashes for h in image_hashes(held_out))
-
-
-def augmented_copy(
-    image: np.ndarray,
-    rng: np.random.Generator,
-    max_rotation: float = 45.0,
-    max_shift: float = 10.0,
-    min_crop: float = 0.8,
-) -> np.ndarray:
-    """One rotated, cropped and shifted copy of a gray uint8 image (same size).
-
-    The paper's example is a 45-degree rotation then a shift of 5 px right and 10 px down; here the
-    angle is uniform in ``[-max_rotation, max_rotation]``, the crop keeps a square of side
-    ``U(min_crop, 1)`` of the image (scaled back up), and the shift is uniform in
-    ``[-max_shift, max_shift]`` px on each axis. Borders are filled by reflection.
-    """
-    h, w = image.shape[:2]
-    angle = rng.uniform(-max_rotation, max_rotation)
-    crop = rng.uniform(min_crop, 1.0)
-    dx, dy = rng.uniform(-max_shift, max_shift, size=2)
-    # rotation about the centre with zoom 1/crop == rotate then crop a centred square and resize
-    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0 / crop)
-    # the crop's centre moves too, by up to the margin it leaves
-    margin = (1 - crop) / 2
-    cx, cy = rng.uniform(-margin, margin, size=2) * (w, h)
-    matrix[:, 2] += (dx + cx, dy + cy)
-    return cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REFLECT_101)  # fmt: skip
-
-
-def double_training_set(
-    images: np.ndarray, labels: np.ndarray, seed: int, cache_dir: Path | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """The paper's doubling: originals followed by one augmented copy of each, cached by content.
-
-    Args:
-        images: ``(N, H, W)`` uint8.
+    Attributes:
+        images: ``(N, S, S)`` uint8.
         labels: ``(N,)`` int64.
-        seed: Seed of the copies.
-        cache_dir: Where the ``(2N, H, W)`` array is cached (keyed by pixels, seed and version).
-
-    Returns:
-        ``(2N, H, W)`` uint8 images and ``(2N,)`` labels.
+        given: ``(N,)`` part names.
+        paths: The ``N`` source files (empty for a CSV).
     """
-    digest = hashlib.sha1(np.ascontiguousarray(images).tobytes())
-    digest.update(f"|{seed}|v{_DOUBLING_VERSION}".encode())
-    cache_file = None
-    if cache_dir is not None:
-        cache_file = Path(cache_dir) / f"doubled-{digest.hexdigest()[:20]}.npy"
-        if cache_file.is_file():
-            return np.load(cache_file), np.concatenate([labels, labels])
-    rng = np.random.default_rng(seed)
-    copies = np.stack(
-        [augmented_copy(im, rng) for im in tqdm(images, desc="doubling train set", leave=False)]
-    )
-    doubled = np.concatenate([images, copies])
-    if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_name(f"{cache_file.stem}.tmp.npy")
-        np.save(tmp, doubled)
-        tmp.replace(cache_file)
-    return doubled, np.concatenate([labels, labels])
 
-
-def holdout_split(
-    labels: np.ndarray, fraction: float, seed: int, groups: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded held-out split: stratified by class, or by whole groups when ``groups`` is given.
-
-    Returns:
-        Sorted ``(train_indices, held_out_indices)``.
-    """
-    if not 0 < fraction < 1:
-        raise ValueError(f"val_fraction must be in (0, 1), got {fraction}")
-    idx = np.arange(len(labels))
-    if groups is not None:
-        splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
-        train, held = next(splitter.split(idx, labels, groups))
-    else:
-        stratify = labels if np.bincount(labels).min() >= 2 else None
-        train, held = train_test_split(
-            idx, test_size=fraction, random_state=seed, stratify=stratify
-        )
-    return np.sort(train), np.sort(held)
+    images: np.ndarray
+    labels: np.ndarray
+    given: np.ndarray
+    paths: list[Path]
 
 
 def _groups_from_names(paths: list[Path], pattern: str) -> np.ndarray:
@@ -180,7 +108,12 @@ class FaceExpressionDataModule(LitlabDataModule):
             of that held-out split; ``None`` splits images at random (stratified).
         skip_bad_rows: FER2013 CSV only: skip unusable rows (logged) instead of raising.
         synthetic_train, synthetic_val: Size of the embedded dataset.
-        batch_size, num_workers, pin_memory, seed: See :class:`LitlabDataModule`.
+        batch_size: Images per batch per process (the paper's 16).
+        **loader: ``num_workers``, ``pin_memory``, ``seed``: see :class:`LitlabDataModule`.
+
+    Attributes:
+        gallery_set: After ``setup``, the original training images (no copies, no augmentation).
+        duplicates: After ``setup``, held-out images whose pixels also appear in train.
 
     Shape:
         batch: ``image (B, 1, S, S)`` float in ``[-1, 1]``, ``target (B,)`` int64.
@@ -203,11 +136,9 @@ class FaceExpressionDataModule(LitlabDataModule):
         synthetic_train: int = 700,
         synthetic_val: int = 175,
         batch_size: int = 16,
-        num_workers: int = 2,
-        pin_memory: bool | None = None,
-        seed: int = 42,
+        **loader: Any,
     ) -> None:
-        super().__init__(batch_size, num_workers, pin_memory, seed)
+        super().__init__(batch_size=batch_size, **loader)
         if source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
         if source == "fer2013_csv" and not csv_path:
@@ -216,152 +147,145 @@ class FaceExpressionDataModule(LitlabDataModule):
             raise ValueError(
                 f"batch_size={batch_size} must be a multiple of m_per_class={m_per_class}"
             )
-        self.root = root
-        self.source = source
-        self.csv_path = csv_path
-        self.classes = list(classes) if classes is not None else None
-        self.image_size = image_size
-        self.double_train = double_train
-        self.augment = augment
-        self.m_per_class = m_per_class
-        self.batches_per_epoch = batches_per_epoch
-        self.val_fraction = val_fraction
-        self.group_pattern = group_pattern
-        self.skip_bad_rows = skip_bad_rows
-        self.synthetic_train = synthetic_train
-        self.synthetic_val = synthetic_val
-        self.class_names: list[str] = []
+        unknown = [c for c in classes or [] if c not in FER2013_CLASSES]
+        if source == "fer2013_csv" and unknown:
+            raise ValueError(f"classes {unknown} are not FER2013 classes {list(FER2013_CLASSES)}")
         self.gallery_set: ArrayDataset | None = None
         self.duplicates: dict[str, int] = {}
 
     @property
-    def num_classes(self) -> int:
-        if not self.class_names:
-            raise RuntimeError("num_classes is known after setup()")
-        return len(self.class_names)
+    def class_names(self) -> list[str]:
+        """``classes``, else the class folders (of ``train/`` in the Kaggle layout), else the
+        CSV's or the embedded set's classes."""
+        hp = self.hparams
+        if hp.classes is not None:
+            return list(hp.classes)
+        if hp.source == "fer2013_csv":
+            return list(FER2013_CLASSES)
+        if not hp.root:
+            return list(KAGGLE_CLASSES)
+        root = self.data_path()
+        return class_folder_names(root / TRAIN_DIR if (root / TRAIN_DIR).is_dir() else root)
 
-    def _root(self) -> Path:
-        return (
-            Path(self.root).expanduser()
-            if self.root
-            else embedded_face_folders(self.synthetic_train, self.synthetic_val)
-        )
+    @property
+    def in_chans(self) -> int:
+        """Gray: 1."""
+        return 1
 
-    def prepare_data(self) -> None:
-        # generates the embedded dataset once (on one process); sets no state
-        if self.source == "folders" and not self.root:
-            embedded_face_folders(self.synthetic_train, self.synthetic_val)
+    def data_path(self) -> Path:
+        """The CSV, ``root``, or the embedded folders (generated on first use)."""
+        hp = self.hparams
+        if hp.source == "fer2013_csv":
+            return Path(hp.csv_path)
+        if hp.root:
+            return Path(hp.root).expanduser()
+        return embedded_face_folders(hp.synthetic_train, hp.synthetic_val)
 
-    # ---------------------------------------------------------------- loading
-    def _load_folder(self, index: FolderIndex) -> np.ndarray:
-        return load_images(index.paths, self.image_size, "gray", cache_root() / "face_expression")
+    def load(self) -> FaceImages:
+        return self._load_csv() if self.hparams.source == "fer2013_csv" else self._load_folders()
 
-    def _from_folders(self) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
-        root = self._root()
+    def _load_folders(self) -> FaceImages:
+        hp, root = self.hparams, self.data_path()
         val_dir = next((root / d for d in VAL_DIRS if (root / d).is_dir()), None)
-        if (root / TRAIN_DIR).is_dir() and val_dir is not None:
-            train_index = index_class_folders(root / TRAIN_DIR, self.classes)
-            val_index = index_class_folders(val_dir, train_index.classes)
-            train = (self._load_folder(train_index), train_index.labels)
-            val = (self._load_folder(val_index), val_index.labels)
-            log.info("%s: train/%s folders, classes %s", root, val_dir.name, train_index.classes)
-            return {"train": train, "val": val, "test": val}, train_index.classes
-        if (root / TRAIN_DIR).is_dir():
+        if not (root / TRAIN_DIR).is_dir():
+            indexes = {"pool": index_class_folders(root, hp.classes)}
+        elif val_dir is None:
             raise FileNotFoundError(
                 f"{root} has a {TRAIN_DIR}/ folder but no {' or '.join(VAL_DIRS)}/ beside it; add "
                 "one, or point --data.root at a plain <class>/<image> folder to split it"
             )
-        index = index_class_folders(root, self.classes)
-        images = self._load_folder(index)
-        groups = _groups_from_names(index.paths, self.group_pattern) if self.group_pattern else None
-        train, held = holdout_split(index.labels, self.val_fraction, self.seed, groups)
-        log.info(
-            "%s: class-folder root, %s held-out split %d / %d (seed %d)",
-            root, "grouped" if groups is not None else "stratified", len(train), len(held),
-            self.seed,
-        )  # fmt: skip
-        val = (images[held], index.labels[held])
-        return {
-            "train": (images[train], index.labels[train]),
-            "val": val,
-            "test": val,
-        }, index.classes
+        else:
+            train = index_class_folders(root / TRAIN_DIR, hp.classes)
+            indexes = {"train": train, "val": index_class_folders(val_dir, train.classes)}
+            log.info("%s: train/%s folders, classes %s", root, val_dir.name, train.classes)
+        cache = cache_root() / "face_expression"
+        images = [load_images(ix.paths, hp.image_size, "gray", cache) for ix in indexes.values()]
+        return FaceImages(
+            images=np.concatenate(images),
+            labels=np.concatenate([ix.labels for ix in indexes.values()]),
+            given=np.concatenate([np.full(len(ix), part) for part, ix in indexes.items()]),
+            paths=[p for ix in indexes.values() for p in ix.paths],
+        )
 
-    def _from_csv(self) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
-        from litlab.datamodules.fer2013 import FER2013_CLASSES, load_fer2013_cached
-
-        data = load_fer2013_cached(self.csv_path, self.skip_bad_rows)
+    def _load_csv(self) -> FaceImages:
+        hp = self.hparams
+        data = load_fer2013_cached(hp.csv_path, hp.skip_bad_rows)
         images, labels = data.images, data.labels
-        if self.image_size != images.shape[1]:
-            size = (self.image_size, self.image_size)
+        if hp.image_size != images.shape[1]:
+            size = (hp.image_size, hp.image_size)
             images = np.stack([cv2.resize(im, size, interpolation=cv2.INTER_AREA) for im in images])
-        train = np.flatnonzero(data.usage == "Training")
-        val = np.flatnonzero(data.usage == "PublicTest")
-        test = np.flatnonzero(data.usage == "PrivateTest")
-        if len(val) == 0:
-            log.info("%s has no PublicTest rows: holding out %.0f%% of Training (seed %d)",
-                     self.csv_path, 100 * self.val_fraction, self.seed)  # fmt: skip
-            tr, held = holdout_split(labels[train], self.val_fraction, self.seed)
-            train, val = train[tr], train[held]
-        names = list(FER2013_CLASSES)
-        if self.classes is not None:
-            unknown = [c for c in self.classes if c not in names]
-            if unknown:
-                raise ValueError(f"classes {unknown} are not FER2013 classes {names}")
-            keep = [names.index(c) for c in self.classes]
-            remap = np.full(len(names), -1)
-            remap[keep] = np.arange(len(keep))
-            labels = remap[labels]
-            train, val, test = (i[labels[i] >= 0] for i in (train, val, test))
-            names = list(self.classes)
-        splits = {
-            s: (images[i], labels[i]) for s, i in (("train", train), ("val", val), ("test", test))
-        }
-        if len(test) == 0:  # no PrivateTest rows: test on the validation split, as folders do
-            splits["test"] = splits["val"]
-        return splits, names
+        given = np.asarray([_USAGE_PART[u] for u in data.usage.tolist()])
+        if hp.classes is not None:  # keep those classes, relabelled in the given order
+            remap = np.full(len(FER2013_CLASSES), -1)
+            remap[[FER2013_CLASSES.index(c) for c in hp.classes]] = np.arange(len(hp.classes))
+            keep = remap[labels] >= 0
+            images, labels, given = images[keep], remap[labels][keep], given[keep]
+        return FaceImages(images, labels.astype(np.int64), given, [])
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
-        splits, names = self._from_csv() if self.source == "fer2013_csv" else self._from_folders()
-        self.class_names = list(names)
-        (train_x, train_y), (val_x, val_y), (test_x, test_y) = (
-            splits["train"], splits["val"], splits["test"]
+    def split(self, data: FaceImages) -> Parts:
+        """The given parts; a held-out validation part where none is given; test = val unless
+        the source has a test part of its own."""
+        hp = self.hparams
+        train, val, test = (np.flatnonzero(data.given == p) for p in ("train", "val", "test"))
+        if (data.given == "pool").any():
+            groups = _groups_from_names(data.paths, hp.group_pattern) if hp.group_pattern else None
+            if groups is not None:
+                train, val = grouped_holdout(data.labels, groups, hp.val_fraction, self.seed,
+                                             "val_fraction")  # fmt: skip
+            else:
+                stratify = can_stratify(data.labels, 2)
+                train, val = stratified_holdout(data.labels, hp.val_fraction, self.seed, stratify,
+                                                "val_fraction")  # fmt: skip
+            log.info("%s: class-folder root, %s held-out split %d / %d (seed %d)", self.data_path(),
+                     "grouped" if groups is not None else "stratified", len(train), len(val),
+                     self.seed)  # fmt: skip
+        elif len(val) == 0:
+            log.info("%s has no PublicTest rows: holding out %.0f%% of Training (seed %d)",
+                     self.data_path(), 100 * hp.val_fraction, self.seed)  # fmt: skip
+            labels = data.labels[train]
+            kept, held = stratified_holdout(labels, hp.val_fraction, self.seed,
+                                            can_stratify(labels, 2), "val_fraction")  # fmt: skip
+            train, val = train[kept], train[held]
+        return train, val, test if len(test) else val
+
+    def datasets(self, data: FaceImages, parts: Parts) -> tuple[Any, Any, Any]:
+        """Doubled, class-balanced training images; the originals as the kNN gallery; the
+        held-out parts with the evaluation transform (test is val when they are one part)."""
+        (train_x, val_x, test_x), (train_y, val_y, test_y) = (
+            [data.images[i] for i in parts], [data.labels[i] for i in parts]
         )  # fmt: skip
+        same = parts[2] is parts[1]
         self.duplicates = {"val_in_train": count_duplicates(val_x, train_x)}
-        if test_x is not val_x:
+        if not same:
             self.duplicates["test_in_train"] = count_duplicates(test_x, train_x)
         level = logging.WARNING if any(self.duplicates.values()) else logging.INFO
         log.log(level, "held-out images whose pixels also appear in train: %s", self.duplicates)
-
         norm = normalize_to_unit_range(1)
-        train_tf = v2.Compose([paper_augmentation(), norm]) if self.augment else norm
+        train_tf = v2.Compose([paper_augmentation(), norm]) if self.hparams.augment else norm
         fit_x, fit_y = train_x, train_y
-        if self.double_train:
-            fit_x, fit_y = double_training_set(
-                train_x, train_y, self.seed, cache_root() / "face_expression"
-            )
-        self.train_set = ArrayDataset(fit_x, fit_y, train_tf)
+        if self.hparams.double_train:
+            cache = cache_root() / "face_expression"
+            fit_x, fit_y = double_training_set(train_x, train_y, self.seed, cache)
         self.gallery_set = ArrayDataset(train_x, train_y, norm)
-        self.val_set = ArrayDataset(val_x, val_y, norm)
-        self.test_set = self.val_set if test_x is val_x else ArrayDataset(test_x, test_y, norm)
-        counts = np.bincount(train_y, minlength=len(names))
+        val_set = ArrayDataset(val_x, val_y, norm)
+        test_set = val_set if same else ArrayDataset(test_x, test_y, norm)
+        counts = np.bincount(train_y, minlength=self.num_classes)
         log.info(
             "face expression: %d train (%d with copies) / %d val / %d test images; per class %s",
-            len(train_y), len(fit_y), len(val_y), len(test_y), dict(zip(names, counts.tolist(), strict=True)),
+            len(train_y), len(fit_y), len(val_y), len(test_y),
+            dict(zip(self.class_names, counts.tolist(), strict=True)),
         )  # fmt: skip
+        return ArrayDataset(fit_x, fit_y, train_tf), val_set, test_set
 
-    # ---------------------------------------------------------------- loaders
     def train_dataloader(self) -> DataLoader:
         if self.train_set is None:
             raise RuntimeError(f"{type(self).__name__}.setup() has not built this split yet")
         sampler = ClassBalancedBatchSampler(
             batch_size=self.batch_size,
             labels=self.train_set.labels,
-            m_per_class=self.m_per_class,
+            m_per_class=self.hparams.m_per_class,
             seed=self.seed,
-            batches_per_epoch=self.batches_per_epoch,
+            batches_per_epoch=self.hparams.batches_per_epoch,
         )
         return self._loader(self.train_set, shuffle=False, batch_sampler=sampler)
 

@@ -1,27 +1,30 @@
 """The face segmenter's data: images with pseudo-masks (or a mask folder), for the DeepLabV3+ stage.
 
-Masks come from :mod:`litlab.datamodules.face_masks`; this module turns them into a LightningDataModule
-with joint image+mask augmentation.
+Masks come from a user mask folder (:mod:`litlab.datamodules.face_masks`) or are made
+(:mod:`litlab.datamodules.pseudo_masks`); this module serves them as ``(image, mask)`` pairs with
+joint image+mask augmentation.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from litlab.datamodules.autism import AutismLayout, embedded_autism_folder, index_autism_layout
-from litlab.datamodules.base import LitlabDataModule, cache_root
+from litlab.datamodules.augment import joint_flip_affine
+from litlab.datamodules.autism import AutismLayout, autism_data_path, index_autism_layout
+from litlab.datamodules.base import LitlabDataModule
+from litlab.datamodules.cache import cache_root
 from litlab.datamodules.face_masks import (
-    BOX_METHODS,
     MASK_CLASSES,
     load_mask_folder,
-    make_pseudo_masks,
     mask_preview_grid,
     save_rgb_png,
 )
 from litlab.datamodules.folders import load_images
+from litlab.datamodules.pseudo_masks import BOX_METHODS, make_pseudo_masks
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
@@ -35,17 +38,7 @@ def face_mask_train_transform(hflip_p: float = 0.5, degrees: float = 10.0) -> v2
     Shape:
         input/output: ``(tv_tensors.Image (3, S, S) float, tv_tensors.Mask (S, S) int64)``
     """
-    return v2.Compose(
-        [
-            v2.RandomHorizontalFlip(p=hflip_p),
-            v2.RandomAffine(
-                degrees=degrees,
-                translate=(0.05, 0.05),
-                scale=(0.9, 1.1),
-                fill={tv_tensors.Image: -1.0, tv_tensors.Mask: 0},
-            ),
-        ]
-    )
+    return joint_flip_affine(hflip_p, degrees, shift=0.05, scale=(0.9, 1.1), image_fill=-1.0)
 
 
 def to_model_input(images: np.ndarray) -> torch.Tensor:
@@ -99,7 +92,8 @@ class FaceMaskDataModule(LitlabDataModule):
         synthetic_counts: Images per class per split of the embedded dataset.
         synthetic_seed: Seed of the embedded dataset.
         synthetic_background_bias: See :func:`litlab.datamodules.synthetic.autism.draw_autism_faces`.
-        batch_size, num_workers, pin_memory, seed: See :class:`LitlabDataModule`.
+        batch_size: Images per batch per process.
+        **loader: ``num_workers``, ``pin_memory``, ``seed``: see :class:`LitlabDataModule`.
 
     Shape:
         batch: ``(image float32 (B, 3, S, S) in [-1, 1], mask int64 (B, S, S))``
@@ -119,28 +113,13 @@ class FaceMaskDataModule(LitlabDataModule):
         synthetic_seed: int = 0,
         synthetic_background_bias: float = 0.0,
         batch_size: int = 8,
-        num_workers: int = 2,
-        pin_memory: bool | None = None,
-        seed: int = 42,
+        **loader: Any,
     ) -> None:
-        super().__init__(batch_size, num_workers, pin_memory, seed)
+        super().__init__(batch_size=batch_size, **loader)
         if box_method not in BOX_METHODS:
             raise ValueError(f"box_method must be one of {BOX_METHODS}, got {box_method!r}")
         if image_size < 16:
             raise ValueError(f"image_size must be >= 16, got {image_size}")
-        self.root = root
-        self.mask_root = mask_root
-        self.image_size = image_size
-        self.box_method = box_method
-        self.grabcut_iterations = grabcut_iterations
-        self.grabcut_size = grabcut_size
-        self.augment = augment
-        self.limit_per_class = limit_per_class
-        self.synthetic = {
-            "counts": synthetic_counts,
-            "seed": synthetic_seed,
-            "background_bias": synthetic_background_bias,
-        }
         self.layout: AutismLayout | None = None
         self.preview_path: Path | None = None
 
@@ -150,65 +129,66 @@ class FaceMaskDataModule(LitlabDataModule):
         return list(MASK_CLASSES)
 
     @property
-    def num_classes(self) -> int:
-        return len(MASK_CLASSES)
+    def in_chans(self) -> int:
+        """RGB: 3."""
+        return 3
 
-    def data_root(self) -> Path:
+    def data_path(self) -> Path:
         """``root``, or the embedded folder (generated on first use)."""
-        if self.root:
-            return Path(self.root).expanduser()
-        return embedded_autism_folder(**self.synthetic)
+        return autism_data_path(self.hparams)
 
     def load_split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """``(images (N, S, S, 3), masks (N, S, S))`` of one Kaggle split folder."""
-        layout = index_autism_layout(self.data_root())
+        hp = self.hparams
+        layout = index_autism_layout(self.data_path())
         index = layout.split(split)
         paths = [
             p
             for label in range(len(index.classes))
             for p in [q for q, y in zip(index.paths, index.labels, strict=True) if y == label][
-                : self.limit_per_class
+                : hp.limit_per_class
             ]
         ]
-        images = load_images(paths, self.image_size, "rgb", cache_root() / "autism" / "images")
-        if self.mask_root:
-            masks = load_mask_folder(self.mask_root, layout.root, paths, self.image_size)
+        images = load_images(paths, hp.image_size, "rgb", cache_root() / "autism" / "images")
+        if hp.mask_root:
+            masks = load_mask_folder(hp.mask_root, layout.root, paths, hp.image_size)
         else:
             masks = make_pseudo_masks(
                 images,
-                self.box_method,
-                self.grabcut_iterations,
-                self.grabcut_size,
+                hp.box_method,
+                hp.grabcut_iterations,
+                hp.grabcut_size,
                 cache_dir=cache_root() / "autism" / "masks",
             ).masks
         return images, masks
 
     def prepare_data(self) -> None:
         """Generate the embedded data and the pseudo-mask caches once (local rank 0)."""
-        for split in ("train", "valid"):
-            self.load_split(split)
+        self.load()
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
-        self.layout = index_autism_layout(self.data_root())
-        (train_x, train_m), (val_x, val_m) = self.load_split("train"), self.load_split("valid")
-        tf = face_mask_train_transform() if self.augment else None
-        self.train_set = FaceMaskDataset(train_x, train_m, tf)
-        self.val_set = FaceMaskDataset(val_x, val_m)
-        self.test_set = self.val_set  # the segmenter has no labelled test masks of its own
+    def load(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Images and masks of the ``train`` and ``valid`` folders."""
+        self.layout = index_autism_layout(self.data_path())
+        return {split: self.load_split(split) for split in ("train", "valid")}
+
+    def split(self, data: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[Any, Any, Any]:
+        """The Kaggle folders: train, and valid for both validation and test (the segmenter has
+        no labelled test masks of its own)."""
+        return data["train"], data["valid"], data["valid"]
+
+    def datasets(self, data: Any, parts: tuple[Any, Any, Any]) -> tuple[Dataset, Dataset, Dataset]:
+        (train_x, train_m), (val_x, val_m), _ = parts
+        hp = self.hparams
+        val_set = FaceMaskDataset(val_x, val_m)
+        tf = face_mask_train_transform() if hp.augment else None
+        name = f"masks-{self.data_path().name}-{hp.image_size}.png"
         self.preview_path = save_rgb_png(
-            cache_root()
-            / "autism"
-            / "previews"
-            / f"masks-{self.layout.root.name}-{self.image_size}.png",
+            cache_root() / "autism" / "previews" / name,
             mask_preview_grid(val_x, val_m, max_rows=8),
         )
         log.info(
             "face masks (%s): %d train / %d valid images at %d px; preview grid %s",
-            "mask folder" if self.mask_root else "pseudo-masks",
-            len(train_x),
-            len(val_x),
-            self.image_size,
-            self.preview_path,
-        )
+            "mask folder" if hp.mask_root else "pseudo-masks",
+            len(train_x), len(val_x), hp.image_size, self.preview_path,
+        )  # fmt: skip
+        return FaceMaskDataset(train_x, train_m, tf), val_set, val_set

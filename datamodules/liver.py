@@ -1,29 +1,26 @@
 """Liver CT segmentation data: slice folders and/or NIfTI volumes, split by patient.
 
-Reading, patient grouping and caching live in :mod:`litlab.datamodules.liver_io` (its docstring has the
-layout and grouping rules); this module splits the decoded slices by patient, augments the
-training split and serves ``(image, mask)`` batches.
+Finding the data and its patients is :mod:`litlab.datamodules.liver_sources` (its docstring has the
+layouts and grouping rules), decoding :mod:`litlab.datamodules.liver_decode`, caching
+:mod:`litlab.datamodules.liver_cache`; this module splits the decoded slices by patient, augments
+the training split and serves ``(image, mask)`` batches.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import shutil
-import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from litlab.datamodules.base import LitlabDataModule, cache_root, split_by_fractions
-from litlab.datamodules.liver_io import (
-    DEFAULT_PATIENT_REGEX,
-    LAYOUTS,
-    LiverSlices,
-    discover_sources,
-    load_or_decode,
-)
-from litlab.datamodules.synthetic.liver import GENERATOR_VERSION, write_liver_phantoms
+from litlab.datamodules.augment import joint_flip_affine
+from litlab.datamodules.base import LitlabDataModule, Parts
+from litlab.datamodules.embedded import embedded_liver_phantoms
+from litlab.datamodules.liver_cache import load_or_decode
+from litlab.datamodules.liver_decode import LiverSlices
+from litlab.datamodules.liver_sources import DEFAULT_PATIENT_REGEX, LAYOUTS, discover_sources
+from litlab.datamodules.splits import split_by_fractions
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
@@ -45,16 +42,12 @@ def liver_train_transform(
     Shape:
         input/output: ``(tv_tensors.Image (1, S, S) float, tv_tensors.Mask (S, S) int64)``
     """
-    return v2.Compose(
-        [
-            v2.RandomHorizontalFlip(p=hflip_p),
-            v2.RandomAffine(
-                degrees=rotation_degrees,
-                translate=(shift_fraction, shift_fraction),
-                interpolation=v2.InterpolationMode.BILINEAR,
-                fill={tv_tensors.Image: 0.0, tv_tensors.Mask: 0},
-            ),
-        ]
+    return joint_flip_affine(
+        hflip_p,
+        rotation_degrees,
+        shift_fraction,
+        image_fill=0.0,
+        interpolation=v2.InterpolationMode.BILINEAR,
     )
 
 
@@ -103,10 +96,10 @@ class LiverDataModule(LitlabDataModule):
     """2-D liver CT segmentation slices, split by patient (70/16/14 as the paper).
 
     Args:
-        root: Folder with slice folders and/or NIfTI volumes (see :mod:`litlab.datamodules.liver_io`
-            for the layouts and how patients are found). ``None`` uses generated phantoms
-            (:mod:`litlab.datamodules.synthetic.liver`), written once under
-            ``cache_root()/data/`` and read through the same loaders.
+        root: Folder with slice folders and/or NIfTI volumes (see
+            :mod:`litlab.datamodules.liver_sources` for the layouts and how patients are found).
+            ``None`` uses generated phantoms (:mod:`litlab.datamodules.synthetic.liver`), written
+            once under ``cache_root()/data/`` and read through the same loaders.
         layout: ``"auto"`` loads both layouts found under ``root``; ``"slices"`` or
             ``"nifti"`` only one.
         image_size: Slices are resized to ``image_size`` square (image area/bilinear, mask
@@ -114,7 +107,7 @@ class LiverDataModule(LitlabDataModule):
         hu_window: Hounsfield window scaled to [0, 1] for NIfTI volumes. PNG slices are
             already windowed: 0..255 becomes 0..1.
         num_classes: 2 = background/liver (LiTS tumour merged into liver); 3 keeps tumour.
-        split: Train/val/test fractions of the patients; a 0 leaves that split empty.
+        split_fractions: Train/val/test fractions of the patients; a 0 leaves that part empty.
         augment: Rotation/shift/mirror of the training split (image and mask together).
         rotation_degrees: Largest rotation either way (the paper gives no value).
         shift_fraction: Largest shift as a fraction of the size, per axis.
@@ -130,13 +123,17 @@ class LiverDataModule(LitlabDataModule):
         synthetic_size: Pixel size of the generated slices (like a CT matrix, then resized).
         synthetic_seed: Seed of the generated dataset (``seed`` only drives the split, so
             changing it does not change the data).
-        batch_size, num_workers, pin_memory, seed: See :class:`LitlabDataModule`.
+        batch_size: Slices per batch per process.
+        split: The former name of ``split_fractions``; giving it is an error that names the new
+            one (``split`` names a protocol in the other DataModules).
+        **loader: ``num_workers``, ``pin_memory``, ``seed``: see :class:`LitlabDataModule`.
 
     Attributes:
         split_patients: After ``setup``, the patient ids of each split
             (``{"train": [...], "val": [...], "test": [...]}``); no id is in two splits.
-        slices: After ``setup``, all decoded slices (:class:`~litlab.datamodules.liver_io.LiverSlices`:
-            images, masks, patient id and source of each slice); datasets index into it.
+        slices: After ``setup``, all decoded slices
+            (:class:`~litlab.datamodules.liver_decode.LiverSlices`: images, masks, patient id and
+            source of each slice); datasets index into it.
 
     Shape:
         batch: ``(image float32 (B, 1, S, S) in [0, 1], mask int64 (B, S, S))``
@@ -149,26 +146,27 @@ class LiverDataModule(LitlabDataModule):
         image_size: int = 224,
         hu_window: tuple[float, float] = (-100.0, 400.0),
         num_classes: int = 2,
-        split: tuple[float, float, float] = (0.70, 0.16, 0.14),
+        split_fractions: tuple[float, float, float] = (0.70, 0.16, 0.14),
         augment: bool = True,
         rotation_degrees: float = 15.0,
         shift_fraction: float = 0.1,
         hflip_p: float = 0.5,
         empty_slice_fraction: float = 0.1,
         patient_regex: str = DEFAULT_PATIENT_REGEX,
-        batch_size: int = 8,
-        num_workers: int = 2,
-        pin_memory: bool | None = None,
-        seed: int = 42,
         synthetic_patients: int = 12,
         synthetic_slices: int = 16,
         synthetic_size: int = 256,
         synthetic_seed: int = 0,
+        batch_size: int = 8,
+        split: Any = None,
+        **loader: Any,
     ) -> None:
-        super().__init__(
-            batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory, seed=seed
-        )
-        self.save_hyperparameters()
+        super().__init__(batch_size=batch_size, **loader)
+        if split is not None:
+            raise ValueError(
+                f"data.split={split!r}: the liver patient fractions are now data.split_fractions; "
+                "pass them as --data.split_fractions=[0.70,0.16,0.14] (or split_fractions: in YAML)"
+            )
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         if num_classes not in (2, 3):
@@ -179,125 +177,89 @@ class LiverDataModule(LitlabDataModule):
             raise ValueError(f"image_size must be >= 8, got {image_size}")
         if len(hu_window) != 2 or not hu_window[1] > hu_window[0]:
             raise ValueError(f"hu_window must be (low, high) with low < high, got {hu_window}")
-        if len(split) != 3 or min(split) < 0 or abs(sum(split) - 1.0) > 1e-6:
-            raise ValueError(f"split must be 3 fractions >= 0 summing to 1, got {split}")
+        fractions = split_fractions
+        if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-6:
+            raise ValueError(
+                f"split_fractions must be 3 fractions >= 0 summing to 1, got {split_fractions}"
+            )
         if not 0.0 <= empty_slice_fraction <= 1.0:
             raise ValueError(f"empty_slice_fraction must be in [0, 1], got {empty_slice_fraction}")
-        self.root = None if root is None else Path(root).expanduser()
-        self.layout = layout
-        self.image_size = image_size
-        self.hu_window = (float(hu_window[0]), float(hu_window[1]))
-        self._num_classes = num_classes
-        self.split = tuple(float(f) for f in split)
-        self.augment = augment
-        self.rotation_degrees = rotation_degrees
-        self.shift_fraction = shift_fraction
-        self.hflip_p = hflip_p
-        self.empty_slice_fraction = empty_slice_fraction
-        self.patient_regex = patient_regex
-        self.synthetic = {
-            "n_patients": synthetic_patients,
-            "n_slices": synthetic_slices,
-            "size": synthetic_size,
-            "seed": synthetic_seed,
-        }
         self.slices: LiverSlices | None = None
         #: Patient ids per split, filled by ``setup``.
         self.split_patients: dict[str, list[str]] = {}
 
     @property
-    def num_classes(self) -> int:
-        """Classes in the masks: 2 (background, liver) or 3 (+ tumour)."""
-        return self._num_classes
-
-    @property
     def class_names(self) -> list[str]:
         """``["background", "liver"]`` or ``["background", "liver", "tumour"]``."""
-        return list(CLASS_NAMES[: self._num_classes])
+        return list(CLASS_NAMES[: self.hparams.num_classes])
 
-    def data_root(self) -> Path:
+    @property
+    def in_chans(self) -> int:
+        """CT slices: 1."""
+        return 1
+
+    def data_path(self) -> Path:
         """``root``, or the generated phantom folder (written here if it is missing)."""
-        if self.root is not None:
-            return self.root
-        return ensure_liver_phantoms(**self.synthetic)
-
-    def _load(self) -> LiverSlices:
-        sources = discover_sources(self.data_root(), self.layout, self.patient_regex)
-        return load_or_decode(
-            sources, self.image_size, self.hu_window, self.empty_slice_fraction, self.seed
+        hp = self.hparams
+        if hp.root is not None:
+            return Path(hp.root).expanduser()
+        return embedded_liver_phantoms(
+            hp.synthetic_patients, hp.synthetic_slices, hp.synthetic_size, hp.synthetic_seed
         )
 
     def prepare_data(self) -> None:
         """Generate the default phantoms and decode the cache once (local rank 0)."""
-        self._load()
+        self.load()
 
-    def setup(self, stage: str | None = None) -> None:
-        """Load the decoded slices and split them by patient; a second call does nothing."""
-        if self.slices is not None:
-            return
-        slices = self._load()
+    def load(self) -> LiverSlices:
+        hp = self.hparams
+        sources = discover_sources(self.data_path(), hp.layout, hp.patient_regex)
+        return load_or_decode(
+            sources, hp.image_size, hp.hu_window, hp.empty_slice_fraction, self.seed
+        )
+
+    def split(self, slices: LiverSlices) -> Parts:
+        """Slice indices of each part: patients drawn by ``split_fractions``, every slice of a
+        patient with it."""
+        fractions = tuple(float(f) for f in self.hparams.split_fractions)
         patients = sorted(set(slices.patients.tolist()))
-        parts = split_by_fractions(len(patients), self.split, self.seed)
+        parts = split_by_fractions(len(patients), fractions, self.seed)
         names = ("train", "val", "test")
-        for name, fraction, part in zip(names, self.split, parts, strict=True):
+        for name, fraction, part in zip(names, fractions, parts, strict=True):
             if fraction > 0 and len(part) == 0:
                 counts = "/".join(str(len(p)) for p in parts)
                 raise ValueError(
-                    f"too few patients: {len(patients)} patient(s) split {self.split} gives "
+                    f"too few patients: {len(patients)} patient(s) split {fractions} gives "
                     f"train/val/test = {counts}, so the {name} split is empty. Add patients "
                     "(with the default 70/16/14 split at least 6), or set its fraction to 0"
                 )
         self.split_patients = {
             name: [patients[i] for i in part] for name, part in zip(names, parts, strict=True)
         }
+        train, val, test = (
+            np.flatnonzero(np.isin(slices.patients, self.split_patients[name])) for name in names
+        )
+        return train, val, test
+
+    def datasets(self, slices: LiverSlices, parts: Parts) -> tuple[Dataset, Dataset, Dataset]:
+        """Slice datasets of the three parts; only the training part is augmented."""
+        hp = self.hparams
         train_tf = (
-            liver_train_transform(self.rotation_degrees, self.shift_fraction, self.hflip_p)
-            if self.augment
+            liver_train_transform(hp.rotation_degrees, hp.shift_fraction, hp.hflip_p)
+            if hp.augment
             else None
         )
-        datasets = []
-        for name in names:
-            indices = np.flatnonzero(np.isin(slices.patients, self.split_patients[name]))
-            datasets.append(
-                LiverSliceDataset(
-                    slices.images,
-                    slices.masks,
-                    indices,
-                    self._num_classes,
-                    transform=train_tf if name == "train" else None,
-                )
-            )
-        self.train_set, self.val_set, self.test_set = datasets
+        tfs = (train_tf, None, None)
+        datasets = [
+            LiverSliceDataset(slices.images, slices.masks, indices, hp.num_classes, transform=tf)
+            for indices, tf in zip(parts, tfs, strict=True)
+        ]
         self.slices = slices
         log.info(
             "liver split by patient: %s",
             ", ".join(
                 f"{name} {len(self.split_patients[name])} patients / {len(ds)} slices"
-                for name, ds in zip(names, datasets, strict=True)
+                for name, ds in zip(("train", "val", "test"), datasets, strict=True)
             ),
         )
-
-
-def ensure_liver_phantoms(
-    n_patients: int = 12, n_slices: int = 16, size: int = 256, seed: int = 0
-) -> Path:
-    """The generated default dataset under ``cache_root()/data``, written on first use.
-
-    The folder name carries the generator version and parameters, so a new generator or new
-    parameters write a new folder. It is written to a temporary folder and renamed into place,
-    so concurrent processes never see half a dataset.
-    """
-    name = f"liver-phantoms-v{GENERATOR_VERSION}-p{n_patients}-z{n_slices}-s{size}-seed{seed}"
-    folder = cache_root() / "data" / name
-    if folder.is_dir():
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
-    try:
-        write_liver_phantoms(tmp, n_patients, n_slices, size, seed)
-        # Losing the race to another process is fine: it wrote the same data.
-        with contextlib.suppress(OSError):
-            tmp.rename(folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return folder
+        return datasets[0], datasets[1], datasets[2]

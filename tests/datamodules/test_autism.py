@@ -1,4 +1,4 @@
-"""Autism faces: the drawn stand-in, the Kaggle layout, both splits and the dHash duplicate check."""
+"""Autism faces: the drawn stand-in, the Kaggle layout, both splits and the logged duplicates."""
 
 from __future__ import annotations
 
@@ -6,18 +6,11 @@ import logging
 import shutil
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
-from litlab.datamodules.autism import (
-    AutismDataModule,
-    count_near_duplicates,
-    dhash,
-    embedded_autism_folder,
-    index_autism_layout,
-    paper_split,
-)
+from litlab.datamodules.autism import AutismDataModule, index_autism_layout
+from litlab.datamodules.embedded import embedded_autism_folder
 from litlab.datamodules.synthetic.autism import (
     AUTISM_CLASSES,
     draw_autism_faces,
@@ -87,29 +80,13 @@ def test_kaggle_split_serves_rgb_batches_in_unit_range(tmp_path: Path) -> None:
     assert dm.duplicates == {"exact": 0, "near": 0, "test": 6}
 
 
-def test_paper_split_is_a_seeded_stratified_70_30() -> None:
-    labels = np.repeat([0, 1], 50)
-    train, val, test = paper_split(labels, 0.3, 0.1, seed=7)
-    assert len(test) == 30 and len(train) + len(val) == 70
-    assert not set(train) & set(test) and not set(val) & set(test) and not set(train) & set(val)
-    assert labels[test].sum() == 15  # stratified
-    again = paper_split(labels, 0.3, 0.1, seed=7)
-    assert all(np.array_equal(a, b) for a, b in zip((train, val, test), again, strict=True))
-    _, val0, test0 = paper_split(labels, 0.3, 0.0, seed=7)
-    assert np.array_equal(val0, test0)  # the paper's protocol: validation is the test part
-
-
-def test_dhash_matches_reencoded_copies_and_separates_other_faces() -> None:
-    images, _ = draw_autism_faces(np.array([0, 1, 0]), seed=5, size=224)
-    ok, data = cv2.imencode(".jpg", images[0], [cv2.IMWRITE_JPEG_QUALITY, 60])
-    copy = cv2.resize(cv2.imdecode(data, cv2.IMREAD_UNCHANGED), (150, 150))
-    hashes = dhash(images)
-    copy_hash = dhash(copy[None])
-    assert np.bitwise_count(hashes[0] ^ copy_hash[0]) <= 4
-    assert np.bitwise_count(hashes[1] ^ hashes[2]) > 10
-    assert count_near_duplicates(hashes[1:], copy_hash, 4) == 0
-    assert count_near_duplicates(hashes, copy_hash, 4) == 1
-    assert count_near_duplicates(hashes, hashes[:2], 0) == 2
+def test_paper_split_serves_the_seeded_70_30(tmp_path: Path) -> None:
+    root = write_autism_folders(tmp_path / "f", TINY)
+    dm = AutismDataModule(root=str(root), split="paper", image_size=32, num_workers=0, seed=7)
+    dm.setup("fit")
+    sizes = {k: len(v) for k, v in dm.split_paths.items()}
+    assert sizes["test"] == 7 and sum(sizes.values()) == 22  # ceil(0.3 * 22): sklearn rounds up
+    assert not set(dm.split_paths["train"]) & set(dm.split_paths["test"])
 
 
 def test_a_train_image_copied_into_test_is_counted_and_logged(tmp_path: Path, caplog) -> None:
@@ -125,23 +102,15 @@ def test_a_train_image_copied_into_test_is_counted_and_logged(tmp_path: Path, ca
 
 
 def test_embedded_folder_is_written_once(caplog) -> None:
-    with caplog.at_level(logging.INFO, logger="litlab.datamodules.autism"):
+    with caplog.at_level(logging.INFO, logger="litlab.datamodules.embedded"):
         first = embedded_autism_folder(TINY, seed=2)
         second = embedded_autism_folder(TINY, seed=2)
     assert first == second and caplog.text.count("generating") == 1
     assert len(index_autism_layout(first).pooled()[0]) == 2 * sum(TINY.values())
 
 
-def test_wrong_model_shape_fails_with_the_fix(tmp_path: Path) -> None:
-    class _Model:
-        hparams = {"in_chans": 1, "num_classes": 2}
-
-    class _Trainer:
-        lightning_module = _Model()
-
-    dm = AutismDataModule(root=str(write_autism_folders(tmp_path / "f", TINY)), image_size=32)
-    dm.trainer = _Trainer()
-    with pytest.raises(ValueError, match="in_chans=3"):
-        dm.setup("fit")
+def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="split"):
         AutismDataModule(split="70:30")
+    with pytest.raises(ValueError, match="image_size"):
+        AutismDataModule(image_size=8)

@@ -1,4 +1,4 @@
-"""CK+ splits (stratified, subject-disjoint, folds covering every image once) and the DataModule."""
+"""CK+: the embedded layout, subject ids, and the DataModule's random and subject-fold parts."""
 
 from __future__ import annotations
 
@@ -7,13 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from litlab.datamodules.ckplus import (
-    CKPLUS_CLASSES,
-    CKPlusDataModule,
-    random_split,
-    subject_folds,
-    subject_ids,
-)
+from litlab.datamodules.ckplus import CKPLUS_CLASSES, CKPlusDataModule, subject_ids
 from litlab.datamodules.folders import index_class_folders, load_images
 from litlab.datamodules.synthetic.ckplus import STYLE_OF_CLASS, write_ckplus_folder
 
@@ -42,34 +36,6 @@ def test_embedded_folder_has_the_ckplus_layout(ck_root: Path) -> None:
     other = images[index.labels.tolist().index(1)].astype(float)
     assert np.abs(a - b).mean() < 0.3 * np.abs(a - other).mean()
     assert index.paths[0].name[:8] == index.paths[1].name[:8]
-
-
-def test_random_split_is_stratified_and_seeded() -> None:
-    labels = np.repeat(np.arange(7), [45, 18, 59, 25, 69, 28, 83])
-    train, test = random_split(labels, 0.2, seed=3)
-    assert len(np.intersect1d(train, test)) == 0 and len(train) + len(test) == len(labels)
-    share = np.bincount(labels[test], minlength=7) / np.bincount(labels)
-    assert np.all(np.abs(share - 0.2) < 0.04)
-    np.testing.assert_array_equal(test, random_split(labels, 0.2, seed=3)[1])
-    assert not np.array_equal(test, random_split(labels, 0.2, seed=4)[1])
-
-
-def test_subject_folds_cover_each_image_once_without_shared_subjects() -> None:
-    rng = np.random.default_rng(0)
-    groups = np.repeat(np.arange(60), 6)
-    labels = np.repeat(rng.integers(0, 4, 120), 3)  # one label per 3-frame sequence
-    folds = subject_folds(labels, groups, n_folds=5, seed=0)
-    everything = np.sort(np.concatenate(folds))
-    np.testing.assert_array_equal(everything, np.arange(len(labels)))
-    for i, a in enumerate(folds):
-        for b in folds[i + 1 :]:
-            assert not set(groups[a]) & set(groups[b])
-    # Stratified: each fold's label mix is close to the whole set's.
-    whole = np.bincount(labels, minlength=4) / len(labels)
-    for fold in folds:
-        assert np.abs(np.bincount(labels[fold], minlength=4) / len(fold) - whole).max() < 0.12
-    with pytest.raises(ValueError, match="n_folds"):
-        subject_folds(labels, groups, n_folds=61, seed=0)
 
 
 def test_subject_ids_need_the_ckplus_name() -> None:
@@ -127,19 +93,6 @@ def test_input_mode_both_gives_two_channels_and_setup_twice_is_safe(ck_root: Pat
     x, _ = dm.train_set[0]
     assert x.shape == (2, 48, 48)
     assert set(torch.unique(x[1]).tolist()) <= {-1.0, 1.0}  # the edge channel is binary
-
-
-def test_model_mismatch_is_caught(ck_root: Path) -> None:
-    class _Model:
-        hparams = {"in_chans": 1, "num_classes": 7}
-
-    class _Trainer:
-        lightning_module = _Model()
-
-    dm = CKPlusDataModule(root=str(ck_root), input_mode="both", detect_face=False)
-    dm.trainer = _Trainer()  # type: ignore[assignment]
-    with pytest.raises(ValueError, match="--model.in_chans=2"):
-        dm.setup("fit")
 
 
 def test_bad_arguments() -> None:

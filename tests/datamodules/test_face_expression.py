@@ -8,13 +8,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from litlab.datamodules.face_expression import (
-    FaceExpressionDataModule,
-    augmented_copy,
-    count_duplicates,
-    double_training_set,
-    holdout_split,
-)
+from litlab.datamodules.face_expression import FaceExpressionDataModule
+from litlab.datamodules.identity import count_duplicates
+from litlab.datamodules.splits import grouped_holdout
 from litlab.datamodules.synthetic.face_folders import KAGGLE_CLASSES, write_face_folders
 
 
@@ -106,7 +102,7 @@ def test_group_pattern_keeps_subjects_on_one_side(tmp_path: Path) -> None:
                 cv2.imwrite(str(folder / f"S{s:03d}_00{c}_{f:08d}.png"), image)
     labels = np.repeat([0, 1], 18)
     groups = np.array([f"S{s:03d}" for _ in range(2) for s in range(6) for _ in range(3)])
-    train, held = holdout_split(labels, 0.34, seed=0, groups=groups)
+    train, held = grouped_holdout(labels, groups, 0.34, seed=0)
     assert not set(groups[train]) & set(groups[held])
     dm = _dm(root=str(tmp_path), image_size=16, double_train=False, val_fraction=0.34,
              group_pattern=r"^(S\d+)_")  # fmt: skip
@@ -114,27 +110,6 @@ def test_group_pattern_keeps_subjects_on_one_side(tmp_path: Path) -> None:
     assert len(dm.val_set) % 6 == 0  # whole subjects (3 frames x 2 classes each)
     with pytest.raises(ValueError, match="group_pattern"):
         _dm(root=str(tmp_path), image_size=16, group_pattern=r"^(X\d+)_").setup("fit")
-
-
-def test_doubling_is_seeded_cached_and_changes_the_copies(tmp_path: Path) -> None:
-    images, labels = _noise(5, 0, size=24), np.arange(5)
-    doubled, doubled_labels = double_training_set(images, labels, seed=1, cache_dir=tmp_path)
-    assert doubled.shape == (10, 24, 24) and doubled.dtype == np.uint8
-    np.testing.assert_array_equal(doubled[:5], images)
-    assert doubled_labels.tolist() == [0, 1, 2, 3, 4] * 2
-    assert all((doubled[5 + i] != images[i]).any() for i in range(5))
-    assert len(list(tmp_path.glob("doubled-*.npy"))) == 1
-    cached, _ = double_training_set(images, labels, seed=1, cache_dir=tmp_path)
-    np.testing.assert_array_equal(cached, doubled)
-    other, _ = double_training_set(images, labels, seed=2)
-    assert (other[5:] != doubled[5:]).any()
-
-
-def test_augmented_copy_is_the_identity_without_jitter() -> None:
-    image = _noise(1, 0, size=20)[0]
-    rng = np.random.default_rng(0)
-    same = augmented_copy(image, rng, max_rotation=0.0, max_shift=0.0, min_crop=1.0)
-    np.testing.assert_array_equal(same, image)
 
 
 def test_fer2013_csv_source(tmp_path: Path) -> None:
@@ -165,6 +140,8 @@ def test_bad_settings_are_clear(tmp_path: Path) -> None:
         FaceExpressionDataModule(source="fer2013_csv")
     with pytest.raises(ValueError, match="multiple of m_per_class"):
         FaceExpressionDataModule(batch_size=10, m_per_class=4)
+    with pytest.raises(ValueError, match=r"\['joy'\] are not FER2013 classes"):
+        FaceExpressionDataModule(source="fer2013_csv", csv_path="fer.csv", classes=["joy"])
     _write(tmp_path / "train" / "a", _noise(2, 0))
     with pytest.raises(FileNotFoundError, match="validation"):
         _dm(root=str(tmp_path)).setup("fit")

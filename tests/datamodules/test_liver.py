@@ -7,8 +7,9 @@ import os
 from pathlib import Path
 
 import cv2
-import litlab.datamodules.liver as liver_module
-import litlab.datamodules.liver_io as liver_io
+import litlab.datamodules.liver_decode as liver_decode
+import litlab.datamodules.liver_sources as liver_sources
+import litlab.datamodules.synthetic.liver as synthetic_liver
 import nibabel as nib
 import numpy as np
 import pytest
@@ -80,7 +81,7 @@ def test_both_layouts_load(phantoms: Path) -> None:
 
 @pytest.mark.parametrize(("layout", "prefix"), [("nifti", "volume-"), ("slices", "phantom-")])
 def test_layout_picks_one(phantoms: Path, layout: str, prefix: str) -> None:
-    dm = _dm(phantoms, layout=layout, split=(0.5, 0.25, 0.25))
+    dm = _dm(phantoms, layout=layout, split_fractions=(0.5, 0.25, 0.25))
     dm.setup()
     assert all(p.startswith(prefix) for p in dm.slices.patients)
     assert len(set(dm.slices.patients.tolist())) == 4
@@ -94,10 +95,10 @@ def test_nifti_and_png_show_the_same_slices(tmp_path: Path) -> None:
     png = write_liver_phantoms(
         tmp_path / "p", n_patients=1, n_slices=3, size=SIZE, nifti_patients=0
     )
-    sources_n = liver_io.discover_sources(nifti, "nifti")
-    sources_p = liver_io.discover_sources(png, "slices")
-    a = liver_io.decode_sources(sources_n, SIZE, (-100, 400), 1.0, 0)
-    b = liver_io.decode_sources(sources_p, SIZE, (-100, 400), 1.0, 0)
+    sources_n = liver_sources.discover_sources(nifti, "nifti")
+    sources_p = liver_sources.discover_sources(png, "slices")
+    a = liver_decode.decode_sources(sources_n, SIZE, (-100, 400), 1.0, 0)
+    b = liver_decode.decode_sources(sources_p, SIZE, (-100, 400), 1.0, 0)
     assert np.abs(a.images.astype(int) - b.images.astype(int)).max() <= 1
     np.testing.assert_array_equal(a.masks > 0, b.masks > 0)
     # The liver sits on the image's left, as in radiological display.
@@ -107,8 +108,8 @@ def test_nifti_and_png_show_the_same_slices(tmp_path: Path) -> None:
 def test_nifti_orientation_follows_the_affine(tmp_path: Path) -> None:
     """The same anatomy stored RAS or with the axial axis first loads as the same slices."""
     write_liver_phantoms(tmp_path / "lps", n_patients=1, n_slices=3, size=SIZE, nifti_patients=1)
-    ref = liver_io.decode_sources(
-        liver_io.discover_sources(tmp_path / "lps", "nifti"), SIZE, (-100, 400), 1.0, 0
+    ref = liver_decode.decode_sources(
+        liver_sources.discover_sources(tmp_path / "lps", "nifti"), SIZE, (-100, 400), 1.0, 0
     )
     lps_vol = nib.load(tmp_path / "lps/nifti/volume-0.nii.gz")
     lps_seg = nib.load(tmp_path / "lps/nifti/segmentation-0.nii.gz")
@@ -126,8 +127,8 @@ def test_nifti_orientation_follows_the_affine(tmp_path: Path) -> None:
         folder.mkdir()
         nib.save(nib.Nifti1Image(np.ascontiguousarray(v), affine), folder / "volume-0.nii.gz")
         nib.save(nib.Nifti1Image(np.ascontiguousarray(s), affine), folder / "segmentation-0.nii.gz")
-        got = liver_io.decode_sources(
-            liver_io.discover_sources(folder, "nifti"), SIZE, (-100, 400), 1.0, 0
+        got = liver_decode.decode_sources(
+            liver_sources.discover_sources(folder, "nifti"), SIZE, (-100, 400), 1.0, 0
         )
         np.testing.assert_array_equal(got.images, ref.images, err_msg=name)
         np.testing.assert_array_equal(got.masks, ref.masks, err_msg=name)
@@ -139,7 +140,9 @@ def test_hu_window_and_resize(tmp_path: Path) -> None:
     seg = np.zeros((40, 40, 2), np.uint8)
     seg[10:30, 10:30, :] = 1
     _write_volume(tmp_path, "0", volume, seg)
-    got = liver_io.decode_sources(liver_io.discover_sources(tmp_path), 20, (-100, 400), 1.0, 0)
+    got = liver_decode.decode_sources(
+        liver_sources.discover_sources(tmp_path), 20, (-100, 400), 1.0, 0
+    )
     assert got.images.shape == (2, 20, 20)
     assert got.images.max() == 128 and got.images.min() == 0
     assert got.masks.sum() == 2 * 10 * 10
@@ -181,7 +184,7 @@ def test_too_few_patients(tmp_path: Path) -> None:
     root = write_liver_phantoms(tmp_path, n_patients=4, n_slices=2, size=SIZE)
     with pytest.raises(ValueError, match=r"too few patients: 4 patient\(s\).*val split is empty"):
         _dm(root).setup()
-    dm = _dm(root, split=(0.75, 0.25, 0.0))  # an explicit 0 may stay empty
+    dm = _dm(root, split_fractions=(0.75, 0.25, 0.0))  # an explicit 0 may stay empty
     dm.setup()
     assert len(dm.test_set) == 0 and len(dm.split_patients["val"]) == 1
 
@@ -304,7 +307,7 @@ def test_cache_is_reused_and_invalidated(phantoms: Path, monkeypatch: pytest.Mon
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded again")
 
-    monkeypatch.setattr(liver_io, "decode_sources", no_decoding)
+    monkeypatch.setattr(liver_decode, "decode_sources", no_decoding)
     dm = _dm(phantoms, image_size=24)
     dm.setup()
     assert len(dm.slices.images) == 32 and dm.slices.images.shape[1:] == (24, 24)
@@ -325,7 +328,7 @@ def test_default_root_generates_once(monkeypatch: pytest.MonkeyPatch) -> None:
     dm = _dm(None, **kwargs)
     dm.prepare_data()
     dm.setup()
-    root = dm.data_root()
+    root = dm.data_path()
     assert root.is_relative_to(Path(os.environ["LITLAB_CACHE"]) / "data")
     assert len(list((root / "nifti").glob("volume-*"))) == 3
     assert len(list((root / "slices" / "images").glob("*.png"))) == 3 * 3
@@ -333,7 +336,7 @@ def test_default_root_generates_once(monkeypatch: pytest.MonkeyPatch) -> None:
     def no_drawing(*args, **kwargs):
         raise AssertionError("drawn again")
 
-    monkeypatch.setattr(liver_module, "write_liver_phantoms", no_drawing)
+    monkeypatch.setattr(synthetic_liver, "write_liver_phantoms", no_drawing)
     again = _dm(None, **kwargs)
     again.setup()
     assert again.split_patients == dm.split_patients
@@ -457,7 +460,8 @@ def test_corrupt_nifti(tmp_path: Path, damage: str) -> None:
         ({"num_classes": 4}, "num_classes"),
         ({"layout": "dicom"}, "layout"),
         ({"hu_window": (400.0, -100.0)}, "hu_window"),
-        ({"split": (0.5, 0.5, 0.5)}, "split"),
+        ({"split_fractions": (0.5, 0.5, 0.5)}, "split_fractions"),
+        ({"split": (0.7, 0.16, 0.14)}, r"now data\.split_fractions.*--data\.split_fractions="),
         ({"empty_slice_fraction": 1.5}, "empty_slice_fraction"),
     ],
 )

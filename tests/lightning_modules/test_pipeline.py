@@ -47,7 +47,7 @@ def test_second_run_reuses_every_cached_stage(tmp_path: Path, caplog) -> None:
     log1 = _messages(caplog)
     assert "training the DeepLabV3Plus/resnet18 face segmenter" in log1
     assert "wrote the zero-background copy" in log1
-    copy = first.data_root()
+    copy = first.image_root()
     assert copy.is_dir() and len(index_autism_layout(copy).pooled()[0]) == 16
     stamp = (copy.parent / "DONE.json").stat().st_mtime_ns
 
@@ -68,7 +68,7 @@ def test_second_run_reuses_every_cached_stage(tmp_path: Path, caplog) -> None:
         blur.prepare_data()
     log3 = _messages(caplog)
     assert "reusing cached segmenter" in log3 and "wrote the blur-background copy" in log3
-    assert blur.data_root() != copy
+    assert blur.image_root() != copy
 
 
 def test_segmented_copy_removes_background_and_keeps_the_layout(tmp_path: Path) -> None:
@@ -76,7 +76,7 @@ def test_segmented_copy_removes_background_and_keeps_the_layout(tmp_path: Path) 
     dm = AutismSegmentedDataModule(root=str(root), **SMALL_SEGMENTER)
     dm.prepare_data()
     dm.setup("fit")
-    copy = dm.data_root()
+    copy = dm.image_root()
     masks_root = dm.chain().copy_masks_root()
     for image_path in sorted(copy.rglob("*.png")):
         rel = image_path.relative_to(copy)
