@@ -8,6 +8,7 @@ dispatched to their own modules.
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
 import sys
@@ -21,7 +22,9 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 
+from litlab.callbacks.run_result import ValidationHistory, build_result, save_result
 from litlab.presets import PRESET_DIR, preset_description, preset_names, resolve_preset
+from litlab.runs import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,7 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
 
 RUN_DIR_ENV = "LITLAB_RUN_DIR"  # shared by DDP ranks, which re-run the command line
+WANDB_CONFIG_ENV = "LITLAB_WANDB_CONFIG"  # JSON merged into the W&B run's config
 EXTRA_COMMANDS = {
     "sweep": ("litlab.sweeps.cli", "Optuna search over a preset's hyperparameters"),
     "cv": ("litlab.cv", "k-fold cross-validation of a preset, mean and std per metric"),
@@ -62,6 +66,7 @@ def build_loggers(run_dir: Path, preset: str, mode: str, group: str | None = Non
                 offline=mode == "offline",
                 mode=mode,
                 tags=[preset],
+                config=json.loads(os.environ.get(WANDB_CONFIG_ENV) or "{}"),  # e.g. sweep trial
             )
         )
     return loggers
@@ -139,6 +144,7 @@ class LitlabCLI(LightningCLI):
             isinstance(c, ModelCheckpoint) for c in callbacks
         ):
             callbacks += checkpoint_callbacks(run_dir / "checkpoints", self.model)
+        callbacks.append(ValidationHistory())  # read by write_result
         kwargs["callbacks"] = callbacks
         return super().instantiate_trainer(**kwargs)
 
@@ -152,6 +158,7 @@ class LitlabCLI(LightningCLI):
     def after_fit(self) -> None:
         trainer = self.trainer
         if not self._cfg("test_after_fit") or trainer.interrupted:
+            write_result(trainer, "failed" if trainer.interrupted else "finished")
             return
         ckpt = trainer.checkpoint_callback
         best = ckpt.best_model_path if ckpt is not None and ckpt.best_model_path else None
@@ -163,6 +170,7 @@ class LitlabCLI(LightningCLI):
         self.test_results = {k: float(v) for k, v in (results[0] if results else {}).items()}
         if trainer.is_global_zero:
             print_summary(self.test_results, Path(trainer.default_root_dir), best)
+        write_result(trainer, test_metrics=self.test_results)
 
     def after_test(self) -> None:
         self.test_results = {
@@ -170,6 +178,25 @@ class LitlabCLI(LightningCLI):
         }
         if self.trainer.is_global_zero:  # Lightning has printed the metrics table already
             print_summary({}, Path(self.trainer.default_root_dir), None)
+
+
+def write_result(
+    trainer: pl.Trainer,
+    status: str = "finished",
+    test_metrics: dict[str, float] | None = None,
+    error: str | None = None,
+) -> Path | None:
+    """Write ``<run>/result.json`` (rank 0): how the fit ended and its kept epoch's metrics.
+
+    A ``finished`` fit whose kept monitored value or val loss is not finite is written as
+    ``diverged``. Orchestrators read it with ``litlab.runs.read_result``.
+    """
+    if not trainer.is_global_zero:
+        return None
+    if status == "failed" and error is None and trainer.interrupted:
+        error = "interrupted"
+    result = build_result(trainer, status, test_metrics, error)
+    return save_result(Path(trainer.default_root_dir), result)
 
 
 def checkpoint_callbacks(dirpath: Path, model: pl.LightningModule) -> list[ModelCheckpoint]:
@@ -268,6 +295,7 @@ def _usage() -> str:
 def main(argv: list[str] | None = None) -> int:
     """Console entry point."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    die_with_parent()  # a run launched by an orchestrator dies with it
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())

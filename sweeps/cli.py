@@ -1,13 +1,15 @@
-"""``litlab sweep``: Optuna random search / Bayesian optimisation over a preset.
+"""``litlab sweep``: Optuna random search / Bayesian optimisation over a preset, trial = process.
 
 Examples::
 
     litlab sweep --config liver-deeplabv3plus --sampler tpe --n-trials 20 --trainer.max_epochs=30
-    litlab sweep --config liver-deeplabv3plus --gpus 0,1,2,3 --storage postgresql://u:p@db/optuna
+    litlab sweep --config liver-deeplabv3plus --gpus 0,1,2,3 --gpus-per-trial 2
+    litlab sweep --config liver-deeplabv3plus --storage postgresql://u:p@db/optuna --heartbeat 60
 
 Every option not listed below (``--trainer.max_epochs=3``, ``--data.root=/data/lits`` ...) is
 passed to every trial as ``litlab fit`` would take it. ``--n-trials`` caps the whole study,
-across all workers and across re-runs: running the same command again resumes the study.
+across all workers, commands and machines: running the same command again resumes the study, and
+a trial whose worker died is retried.
 """
 
 from __future__ import annotations
@@ -15,31 +17,34 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import subprocess
+import signal
 import sys
 import time
 from pathlib import Path
 
 import optuna
-from litlab.sweeps.objective import Objective, SurplusTrial, TrialFailed
-from litlab.sweeps.outputs import parse_overrides, write_best_yaml, write_plots, write_trials_csv
+from litlab.sweeps.finish import finish, progress_line
+from litlab.sweeps.objective import BadTrialInput, StorageLost, TrialRunner
+from litlab.sweeps.outputs import parse_overrides
 from litlab.sweeps.space import load_space
+from litlab.sweeps.storage import DamagedJournal, make_storage, masked
 from litlab.sweeps.study import (
     PRUNERS,
     SAMPLERS,
-    SURPLUS_ATTR,
-    counted_trials,
-    is_url,
     make_pruner,
     make_sampler,
-    make_storage,
-    requeue_interrupted,
+    pruner_spec,
+    retry_trial,
+    sampler_seed,
 )
-from optuna.trial import FrozenTrial, TrialState
+from litlab.sweeps.worker import TooManyFailures, Worker
 
 from litlab.presets import load_preset, resolve_preset
+from litlab.runs import gpu_slots, start_process
 
 log = logging.getLogger(__name__)
+
+STORAGE_ENV = "LITLAB_SWEEP_STORAGE"  # keeps a database password off the process list
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,36 +61,44 @@ def build_parser() -> argparse.ArgumentParser:
         help="random = random search; tpe/gp = Bayesian",
     )
     p.add_argument(
-        "--n-trials",
-        type=int,
-        default=20,
-        help="total trials in the study, across workers and re-runs",
+        "--n-trials", type=int, default=20, help="complete or pruned trials in the whole study"
     )
     p.add_argument(
-        "--pruner", choices=PRUNERS, default="median", help="stop unpromising trials early"
+        "--pruner",
+        default="median",
+        help=f"{', '.join(PRUNERS)}, or a pruner class's import path (package.module.Class)",
     )
     p.add_argument(
         "--storage",
-        default=None,
-        help="journal file path (default runs/sweeps/<study>.journal) or DB URL",
+        default=os.environ.get(STORAGE_ENV),
+        help="journal file (default runs/sweeps/<study>.journal) or database URL "
+        f"(default ${STORAGE_ENV})",
     )
     p.add_argument("--study-name", default=None, help="default: <preset>-<sampler>")
     p.add_argument(
-        "--gpus", default=None, help="comma-separated GPU ids: one worker process per GPU"
+        "--gpus", default=None, help="comma-separated GPU ids of this machine for the trials"
+    )
+    p.add_argument("--gpus-per-trial", type=int, default=1, help="GPUs per trial (DDP when > 1)")
+    p.add_argument(
+        "--workers", type=int, default=1, help="concurrent trials when no --gpus are given"
     )
     p.add_argument(
-        "--workers", type=int, default=1, help="worker processes when no --gpus are given"
+        "--heartbeat",
+        type=int,
+        default=60,
+        help="seconds between heartbeats; a trial is retried after twice that without one",
     )
     p.add_argument(
         "--timeout", type=float, default=None, help="stop starting new trials after T seconds"
     )
-    p.add_argument("--seed", type=int, default=0, help="sampler seed (worker i uses seed + i)")
+    p.add_argument("--seed", type=int, default=0, help="base seed of the samplers")
     p.add_argument("--space", default=None, help="search-space YAML (default: <preset>.sweep.yaml)")
     p.add_argument("--output-dir", default="runs/sweeps", help="where study folders go")
     p.add_argument(
         "--no-test-best", action="store_true", help="skip testing the best trial's checkpoint"
     )
     p.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--worker-gpus", default=None, help=argparse.SUPPRESS)
     return p
 
 
@@ -104,8 +117,9 @@ class Sweep:
 
     def __init__(self, args: argparse.Namespace, overrides: list[str]) -> None:
         resolve_preset(args.config)  # fail now, with the list of presets, on a typo
+        if args.n_trials < 1:
+            raise ValueError(f"--n-trials must be >= 1, got {args.n_trials}")
         self.args = args
-        self.overrides = overrides
         parsed = parse_overrides(overrides)
         self.study_name = args.study_name or f"{_preset_name(args.config)}-{args.sampler}"
         self.study_dir = Path(args.output_dir) / self.study_name
@@ -117,99 +131,67 @@ class Sweep:
         if fixed:
             log.info("fixed on the command line, not searched: %s", ", ".join(sorted(fixed)))
         self.space = space.without(fixed)
-        self.max_epochs = _max_epochs(args.config, parsed)
-        if args.n_trials < 1:
-            raise ValueError(f"--n-trials must be >= 1, got {args.n_trials}")
+        self.pruner = pruner_spec(args.pruner, _max_epochs(args.config, parsed))
+        make_pruner(self.pruner)  # an unknown class fails here, not in every trial
+        self.slots: list[str | None] = (
+            list(gpu_slots(args.gpus, args.gpus_per_trial)) if args.gpus else [None] * args.workers
+        )
+        if not self.slots:
+            raise ValueError(f"--workers must be >= 1, got {args.workers}")
+        device_defaults = []
+        if args.gpus:
+            if "trainer.accelerator" not in parsed:
+                device_defaults.append("--trainer.accelerator=gpu")
+            if "trainer.devices" not in parsed:
+                device_defaults.append(f"--trainer.devices={args.gpus_per_trial}")
+        self.overrides = overrides
+        self.trial_overrides = device_defaults + overrides
+        self.storage = make_storage(self.storage_spec, args.heartbeat, retry_trial)
 
-    def study(self, worker: int = 0) -> optuna.Study:
+    def study(self, seed: int = 0) -> optuna.Study:
         study = optuna.create_study(
             study_name=self.study_name,
-            storage=make_storage(self.storage_spec),
-            sampler=make_sampler(self.args.sampler, self.args.seed + worker, self.args.n_trials),
-            pruner=make_pruner(self.args.pruner, self.max_epochs),
+            storage=self.storage,
+            sampler=make_sampler(self.args.sampler, seed, self.args.n_trials),
+            pruner=make_pruner(self.pruner),
             direction=self.space.direction,
             load_if_exists=True,
         )
         if study.direction.name.lower() != self.space.direction:
             raise ValueError(
-                f"study {self.study_name!r} in {self.storage_spec} was created to {study.direction.name.lower()}; "
-                f"this space says {self.space.direction}: use another --study-name"
+                f"study {self.study_name!r} in {masked(self.storage_spec)} was created to "
+                f"{study.direction.name.lower()}; this space says {self.space.direction}: use "
+                "another --study-name"
             )
-        study.set_user_attr("metric", self.space.metric)
-        study.set_user_attr("config", self.args.config)
+        if study.user_attrs.get("metric") != self.space.metric:
+            study.set_user_attr("metric", self.space.metric)
+            study.set_user_attr("config", self.args.config)
         return study
 
-    def run_worker(self, worker: int = 0) -> None:
-        study = self.study(worker)
-        objective = Objective(
+    def run_worker(self, index: int, gpus: str | None) -> None:
+        seed = sampler_seed(self.args.seed, index)
+        log.info("worker %d: sampler seed %d, GPUs %s", index, seed, gpus or "none")
+        runner = TrialRunner(
             self.args.config,
-            self.overrides,
+            self.trial_overrides,
             self.space,
             self.study_dir,
             self.study_name,
+            self.storage_spec,
+            self.pruner,
+            self.args.heartbeat,
+            gpus,
+        )
+        Worker(
+            self.study(seed),
+            runner,
             self.args.n_trials,
-        )
-        n = self.args.n_trials
-
-        def stop_at_cap(study: optuna.Study, trial: FrozenTrial) -> None:
-            failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
-            if counted_trials(study) >= n or failed > n:
-                study.stop()
-
-        if counted_trials(study) >= n:
-            log.info(
-                "study %s already has %d trials; nothing to run",
-                self.study_name,
-                counted_trials(study),
-            )
-            return
-        study.optimize(
-            objective,
+            worker_index=index,
+            seed=seed,
             timeout=self.args.timeout,
-            catch=(SurplusTrial, TrialFailed),
-            callbacks=[stop_at_cap, progress_line(n, self.space.metric)],
-            gc_after_trial=True,
-        )
-
-
-def progress_line(n_trials: int, metric: str):
-    """A study callback printing one line per finished trial."""
-
-    def show(study: optuna.Study, trial: FrozenTrial) -> None:
-        if trial.user_attrs.get(SURPLUS_ATTR):
-            return
-        try:
-            best = study.best_trial
-            best_text = f"best {best.value:.4f} (#{best.number})"
-        except ValueError:
-            best_text = "no complete trial yet"
-        value = "-" if trial.value is None else f"{trial.value:.4f}"
-        params = " ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in trial.params.items())
-        print(
-            f"[trial {trial.number} | {counted_trials(study)}/{n_trials}] {trial.state.name.lower():8s} "
-            f"{metric}={value}  {best_text}  epochs={trial.user_attrs.get('epochs', '?')} "
-            f"{trial.user_attrs.get('duration_s', 0):.0f}s  {params}",
-            flush=True,
-        )
-
-    return show
-
-
-def _fmt(value: object) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
-def _spawn_workers(argv: list[str], devices: list[str | None]) -> int:
-    """Start one ``litlab.sweeps.cli`` worker per device and wait; returns the worst exit code."""
-    procs = []
-    for i, device in enumerate(devices):
-        env = dict(os.environ)
-        if device is not None:
-            env["CUDA_VISIBLE_DEVICES"] = device
-        cmd = [sys.executable, "-m", "litlab.sweeps.cli", *argv, "--worker-index", str(i)]
-        procs.append(subprocess.Popen(cmd, env=env))
-        log.info("worker %d started (pid %d, device %s)", i, procs[-1].pid, device or "cpu")
-    return max(p.wait() for p in procs)
+            poll=min(2.0, self.args.heartbeat / 2),
+            report=progress_line(self.args.n_trials, self.space.metric),
+        ).run()
 
 
 def _strip_worker_args(argv: list[str]) -> list[str]:
@@ -219,105 +201,99 @@ def _strip_worker_args(argv: list[str]) -> list[str]:
         if skip:
             skip = False
             continue
-        if arg in ("--gpus", "--workers"):
+        if arg in ("--gpus", "--workers", "--gpus-per-trial"):
             skip = True
             continue
-        if arg.startswith(("--gpus=", "--workers=")):
+        if arg.startswith(("--gpus=", "--workers=", "--gpus-per-trial=")):
             continue
         out.append(arg)
     return out
 
 
-def finish(sweep: Sweep, started: float) -> int:
-    """Write the study's outputs and print where they are."""
-    study = sweep.study()
-    sweep.study_dir.mkdir(parents=True, exist_ok=True)
-    trials_csv = write_trials_csv(sweep.study_dir / "trials.csv", study)
-    plots = write_plots(sweep.study_dir, study)
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    pruned = study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
-    print(
-        f"\nstudy {sweep.study_name}: {len(complete)} complete, {len(pruned)} pruned, {time.time() - started:.0f}s"
-    )
-    if not complete:
-        print("no trial completed; see the log above")
-        return 1
-    best = study.best_trial
-    best_yaml = write_best_yaml(
-        sweep.study_dir / "best_params.yaml", sweep.args.config, sweep.overrides, study
-    )
-    print(
-        f"best trial #{best.number}: {sweep.space.metric}={best.value:.4f} after {best.user_attrs.get('epochs')} epochs"
-    )
-    for key, value in best.params.items():
-        print(f"  {key} = {_fmt(value)}")
-    epochs = sum(int(t.user_attrs.get("epochs", 0)) for t in complete + pruned)
-    print(f"epochs trained in all: {epochs}")
-    if not sweep.args.no_test_best and best.user_attrs.get("best_checkpoint"):
-        _test_best(sweep, best_yaml, best.user_attrs["best_checkpoint"])
-    print(f"\nbest config:  {best_yaml}   (litlab fit --config {best_yaml})")
-    print(f"trials table: {trials_csv}")
-    for plot in plots:
-        print(f"plot:         {plot}")
-    print(f"trial runs:   {sweep.study_dir}/trial-*/ (W&B group {sweep.study_name!r})")
-    return 0
+def _run_workers(sweep: Sweep, argv: list[str]) -> int:
+    """One worker process per slot, each its own process group dying with this one."""
+    base = [sys.executable, "-m", "litlab.sweeps.cli", *_strip_worker_args(argv)]
+    procs = []
+    for i, gpus in enumerate(sweep.slots):
+        cmd = [*base, "--worker-index", str(i)] + (["--worker-gpus", gpus] if gpus else [])
+        procs.append(start_process(cmd, env={STORAGE_ENV: sweep.storage_spec}))
+        log.info("worker %d started (pid %d, GPUs %s)", i, procs[-1].pid, gpus or "none")
+    try:
+        codes = [p.wait().returncode for p in procs]
+    except KeyboardInterrupt:
+        for p in procs:
+            p.signal(signal.SIGTERM)
+        for p in procs:
+            p.stop(grace=15)
+        raise
+    return max(codes, key=abs)
 
 
-def _test_best(sweep: Sweep, best_yaml: Path, ckpt: str) -> None:
-    from litlab.cli import run_cli
-
-    print(f"\ntesting the best trial's checkpoint on the held-out test split: {ckpt}")
-    cli = run_cli(
-        [
-            "test",
-            "--config",
-            str(best_yaml),
-            f"--ckpt_path={ckpt}",
-            f"--trainer.default_root_dir={sweep.study_dir / 'best-test'}",
-            "--trainer.enable_progress_bar=false",
-            "--wandb_mode=disabled",
-        ]
-    )
-    del cli
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    signal.signal(signal.SIGTERM, _interrupt)
     args, overrides = build_parser().parse_known_args(argv)
+    spec = args.storage or "the study journal"
     try:
         sweep = Sweep(args, overrides)
-    except (FileNotFoundError, ValueError) as err:
+        spec = sweep.storage_spec
+        if args.worker_index is not None:
+            sweep.run_worker(args.worker_index, args.worker_gpus)
+            return 0
+        started = time.time()
+        sweep.study()  # create it (or check it) before any worker starts
+        print(
+            f"study {sweep.study_name} ({args.sampler} sampler, {args.pruner} pruner, "
+            f"{args.n_trials} trials, {sweep.space.direction} {sweep.space.metric}, "
+            f"{len(sweep.slots)} concurrent); storage {masked(spec)}",
+            flush=True,
+        )
+        if len(sweep.slots) > 1:
+            code = _run_workers(sweep, argv)
+            if code != 0:
+                print(f"litlab sweep: a worker exited with code {code}", file=sys.stderr)
+                return code if code > 0 else 1
+        else:
+            sweep.run_worker(0, sweep.slots[0])
+        return finish(sweep, started)
+    except (DamagedJournal, BadTrialInput, FileNotFoundError, ValueError) as err:
         print(f"litlab sweep: error: {err}", file=sys.stderr)
         return 2
-    if args.worker_index is not None:
-        sweep.run_worker(args.worker_index)
-        return 0
-    started = time.time()
-    study = sweep.study()
-    if not is_url(sweep.storage_spec):
-        requeue_interrupted(study)
-    print(
-        f"study {sweep.study_name} ({args.sampler} sampler, {args.pruner} pruner, {args.n_trials} trials, "
-        f"{sweep.space.direction} {sweep.space.metric}); storage {sweep.storage_spec}",
-        flush=True,
-    )
-    devices: list[str | None]
-    devices = (
-        [g.strip() for g in args.gpus.split(",") if g.strip()]
-        if args.gpus
-        else [None] * args.workers
-    )
-    if len(devices) > 1:
-        code = _spawn_workers(_strip_worker_args(argv), devices)
-        if code != 0:
-            print(f"litlab sweep: a worker exited with code {code}", file=sys.stderr)
-    else:
-        if devices[0] is not None:
-            os.environ["CUDA_VISIBLE_DEVICES"] = devices[0]
-        sweep.run_worker(0)
-    return finish(sweep, started)
+    except KeyboardInterrupt:
+        print("litlab sweep: interrupted; run the same command to resume", file=sys.stderr)
+        return 130
+    except TooManyFailures as err:
+        print(f"litlab sweep: error: {err}", file=sys.stderr)
+        return 1
+    except Exception as err:
+        if not (isinstance(err, StorageLost) or _is_storage_error(err)):
+            raise
+        print(
+            f"litlab sweep: error: lost the study storage {masked(spec)}: "
+            f"{_first_line(err)}\nNothing finished is lost: when the storage is back, run the "
+            "same command again; the interrupted trial is retried.",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _is_storage_error(err: BaseException) -> bool:
+    try:
+        from sqlalchemy.exc import SQLAlchemyError
+    except ImportError:
+        return False
+    return isinstance(err, SQLAlchemyError)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(getattr(err, "orig", None) or err).strip().splitlines()
+    return text[0] if text else type(err).__name__
 
 
 if __name__ == "__main__":

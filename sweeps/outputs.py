@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import io
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from litlab.presets import load_preset  # noqa: E402
 
 log = logging.getLogger(__name__)
 
+MIN_TRIALS_FOR_IMPORTANCE = 4  # fewer finished trials give a meaningless importance ranking
 _SECTION_ROOTS = ("model", "data")  # subclass-mode sections: values live under init_args
 
 
@@ -62,6 +65,14 @@ def best_config(config: str, overrides: list[str], params: dict[str, Any]) -> di
     return merged
 
 
+def _write_atomic(path: Path, text: str) -> Path:
+    """Write via a temporary file and a rename: two commands finishing together never mix."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
+
+
 def write_best_yaml(path: Path, config: str, overrides: list[str], study: optuna.Study) -> Path:
     best = study.best_trial
     merged = best_config(config, overrides, best.params)
@@ -70,35 +81,45 @@ def write_best_yaml(path: Path, config: str, overrides: list[str], study: optuna
         f"{study.user_attrs.get('metric', 'objective')}={best.value:.6g}\n"
         f"# Train it with: litlab fit --config {path}\n"
     )
-    path.write_text(header + yaml.safe_dump(merged, sort_keys=False))
-    return path
+    return _write_atomic(path, header + yaml.safe_dump(merged, sort_keys=False))
 
 
 def write_trials_csv(path: Path, study: optuna.Study) -> Path:
     trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(SURPLUS_ATTR)]
     param_names = sorted({k for t in trials for k in t.params})
     attr_names = sorted({k for t in trials for k in t.user_attrs})
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["number", "state", "value", *param_names, *attr_names])
-        for t in trials:
-            writer.writerow(
-                [t.number, t.state.name, "" if t.value is None else t.value]
-                + [t.params.get(k, "") for k in param_names]
-                + [t.user_attrs.get(k, "") for k in attr_names]
-            )
-    return path
+    out = io.StringIO(newline="")
+    writer = csv.writer(out)
+    writer.writerow(["number", "state", "value", *param_names, *attr_names])
+    for t in trials:
+        writer.writerow(
+            [t.number, t.state.name, "" if t.value is None else t.value]
+            + [t.params.get(k, "") for k in param_names]
+            + [t.user_attrs.get(k, "") for k in attr_names]
+        )
+    return _write_atomic(path, out.getvalue())
 
 
-def write_plots(out_dir: Path, study: optuna.Study) -> list[Path]:
-    """Optimisation history, parameter importances, parallel coordinates, as PNGs."""
+def write_plots(out_dir: Path, study: optuna.Study) -> tuple[list[Path], list[str]]:
+    """Optimisation history, parameter importances, parallel coordinates, as PNGs.
+
+    Returns:
+        The written plots, and one-line notes on plots skipped.
+    """
     from optuna.visualization import matplotlib as ovm
 
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     plots = {"optimization_history": ovm.plot_optimization_history}
+    notes = []
     if len(complete) >= 2:
-        plots["param_importances"] = ovm.plot_param_importances
         plots["parallel_coordinate"] = ovm.plot_parallel_coordinate
+    if len(complete) >= MIN_TRIALS_FOR_IMPORTANCE:
+        plots["param_importances"] = ovm.plot_param_importances
+    else:
+        notes.append(
+            f"no parameter-importance plot: it needs {MIN_TRIALS_FOR_IMPORTANCE} complete "
+            f"trials, the study has {len(complete)}"
+        )
     if any(t.intermediate_values for t in study.trials):
         plots["intermediate_values"] = ovm.plot_intermediate_values
     written = []
@@ -109,9 +130,11 @@ def write_plots(out_dir: Path, study: optuna.Study) -> list[Path]:
             fig.set_size_inches(9, 5.5)
             fig.tight_layout()
             path = out_dir / f"{name}.png"
-            fig.savefig(path, dpi=110)
+            tmp = out_dir / f".{name}.{os.getpid()}.png"
+            fig.savefig(tmp, dpi=110)
+            os.replace(tmp, path)
             plt.close(fig)
             written.append(path)
         except (ValueError, RuntimeError) as err:
             log.warning("could not draw %s: %s", name, err)
-    return written
+    return written, notes

@@ -1,0 +1,79 @@
+"""A sweep whose trials are 2-process DDP fits (gloo), pruned on rank 0, one W&B run each."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import pytest
+from optuna.trial import TrialState
+from wandb.proto import wandb_internal_pb2
+
+
+def read_wandb_run(path: Path) -> tuple[str, str, dict]:
+    """(run id, group, config) from an offline ``run-<id>.wandb`` file.
+
+    The file is a LevelDB-style log (32 KiB blocks of CRC/length/type-framed chunks after a
+    7-byte header) of W&B protobuf records; the run record carries the group and the config
+    given to ``wandb.init``.
+    """
+    data, block, pos, buf, records = path.read_bytes(), 32768, 7, b"", []
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:
+            pos += block - pos % block
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        if length == 0 and kind == 0:
+            break
+        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
+        buf = chunk if kind in (1, 2) else buf + chunk
+        if kind in (1, 4):
+            records.append(buf)
+    for raw in records:
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(raw)
+        if record.WhichOneof("record_type") == "run":
+            run = record.run
+            config = {i.key: json.loads(i.value_json) for i in run.config.update}
+            return run.run_id, run.run_group, config
+    raise AssertionError(f"no run record in {path}")
+
+
+def test_ddp_trials_pruned_on_rank_zero_each_with_its_own_wandb_run(rig):
+    argv = rig.argv(
+        2,
+        "--trainer.devices=2",
+        "--trainer.strategy=ddp",
+        "--trainer.max_epochs=2",
+        "--wandb_mode=offline",
+        "--pruner",
+        "prune_trial_one.PruneTrialOne",
+    )
+    code, log = rig.run(argv, WANDB_MODE="offline")
+    assert code == 0, log[-4000:]
+
+    study = rig.load()
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.PRUNED]
+    complete, pruned = study.trials
+    # The pruner stopped trial 1 after its first epoch on every rank: one report, one epoch.
+    assert pruned.user_attrs["epochs"] == 1 and list(pruned.intermediate_values) == [0]
+    assert complete.user_attrs["epochs"] == 2 and list(complete.intermediate_values) == [0, 1]
+    assert complete.value == pytest.approx(complete.user_attrs["val/dice_liver"], abs=1e-6)
+    for trial in study.trials:
+        fit_log = Path(trial.user_attrs["run_dir"], "fit.log").read_text()
+        assert "MEMBER: 2/2" in fit_log, fit_log[-2000:]  # rank 1 joined this trial's fit
+        assert "litlab sweep" not in fit_log
+
+    # One W&B run per trial: its own id and folder inside the trial's run folder, grouped by
+    # study, with the trial number and the sampled values in its config.
+    ids = set()
+    for trial in study.trials:
+        (run_dir,) = Path(trial.user_attrs["run_dir"], "wandb").glob("offline-run-*")
+        (run_file,) = run_dir.glob("run-*.wandb")
+        run_id, group, config = read_wandb_run(run_file)
+        assert run_file.name == f"run-{run_id}.wandb" and group == rig.study
+        assert config["trial"] == trial.number and config["study"] == rig.study
+        assert config["params"] == trial.params
+        ids.add(run_id)
+    assert len(ids) == 2
