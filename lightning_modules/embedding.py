@@ -18,19 +18,19 @@ import logging
 import time
 
 import lightning.pytorch as pl
-import torch  # noqa: E402
-from lightning.pytorch.utilities import rank_zero_warn  # noqa: E402
-from litlab.metrics import log_keys  # noqa: E402
-from litlab.metrics.functional.knn_retrieval import content_ids  # noqa: E402
-from litlab.metrics.knn_retrieval import KNNRetrievalMetric  # noqa: E402
-from litlab.networks.factory import create_embedding_net  # noqa: E402
-from litlab.optim.factory import configure  # noqa: E402
-from litlab.plots.embedding_projection import projection_figure  # noqa: E402
-from litlab.plots.run_images import log_image  # noqa: E402
-from pytorch_metric_learning import losses, miners  # noqa: E402
-from torch.utils.data import DataLoader, Subset  # noqa: E402
-from torchmetrics import MaxMetric  # noqa: E402
-from torchmetrics.utilities import dim_zero_cat  # noqa: E402
+import torch
+from lightning.pytorch.utilities import rank_zero_warn
+from litlab.datamodules.identity import content_ids
+from litlab.metrics import log_keys
+from litlab.metrics.knn_retrieval import KNNRetrievalMetric
+from litlab.networks.factory import create_embedding_net
+from litlab.optim.factory import configure
+from litlab.plots.embedding_projection import projection_figure
+from litlab.plots.run_images import log_image
+from pytorch_metric_learning import losses, miners
+from torch.utils.data import DataLoader, Subset
+from torchmetrics import MaxMetric
+from torchmetrics.utilities import dim_zero_cat
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,8 @@ retrieval.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 
@@ -38,20 +36,6 @@ class RetrievalResult:
     precision_at_1: torch.Tensor
     map_at_r: torch.Tensor
     num_excluded: torch.Tensor
-
-
-def content_ids(images: torch.Tensor) -> torch.Tensor:
-    """A 63-bit id per image from the md5 of its bytes, so identical images share an id.
-
-    Args:
-        images: ``(B, ...)`` any dtype; each row is hashed as raw bytes (on CPU).
-
-    Returns:
-        ``(B,)`` int64 ids on the input's device.
-    """
-    rows = images.detach().reshape(len(images), -1).cpu().contiguous().numpy()
-    ids = [int.from_bytes(hashlib.md5(row.tobytes()).digest()[:8], "little") >> 1 for row in rows]
-    return torch.tensor(np.asarray(ids, dtype=np.int64), device=images.device)
 
 
 def knn_vote(neighbor_labels: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from litlab.datamodules.identity import content_ids
 from litlab.metrics import log_keys
-from litlab.metrics.functional.knn_retrieval import content_ids, knn_retrieval, knn_vote
+from litlab.metrics.functional.knn_retrieval import knn_retrieval, knn_vote
 from litlab.metrics.knn_retrieval import KNNRetrievalMetric
 from pytorch_metric_learning.distances import LpDistance
 from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
