@@ -129,15 +129,6 @@ class EmbeddingModule(pl.LightningModule):
         triplets = self.miner(emb, y)
         return self.loss_fn(emb, y, triplets), emb, y
 
-    def setup(self, stage: str) -> None:
-        # the DataModule is set up first, so a class-count mismatch fails here, not deep in a metric
-        n_data = getattr(getattr(self.trainer, "datamodule", None), "num_classes", None)
-        if isinstance(n_data, int) and n_data != self.hparams.num_classes:
-            raise ValueError(
-                f"the data has {n_data} classes but the model was built for "
-                f"num_classes={self.hparams.num_classes}; pass --model.init_args.num_classes={n_data}"
-            )
-
     def on_train_start(self) -> None:
         self._fit_start = time.perf_counter()
 

@@ -23,6 +23,13 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 
 from litlab.callbacks.run_result import ValidationHistory, build_result, save_result
+from litlab.contract import (
+    ContractInstantiator,
+    check_contract,
+    checkpoint_model_args,
+    forced_model_args,
+    link_contract,
+)
 from litlab.presets import PRESET_DIR, preset_description, preset_names, resolve_preset
 from litlab.runs import die_with_parent
 
@@ -81,6 +88,7 @@ class LitlabCLI(LightningCLI):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.test_results: dict[str, float] = {}
+        self.forced_model_args: dict[str, Any] = {}  # contract arguments the user set
         kwargs.setdefault("subclass_mode_model", True)
         kwargs.setdefault("subclass_mode_data", True)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
@@ -106,6 +114,22 @@ class LitlabCLI(LightningCLI):
         parser.add_argument(
             "--test_after_fit", type=bool, default=True, help="Test the best checkpoint after fit"
         )
+        link_contract(parser)  # num_classes, in_chans, class_names: from the data to the model
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        super().parse_arguments(parser, args)
+        # What the user set on the model: a contradiction of the data, told from a default.
+        self.forced_model_args = forced_model_args(parser, args) if isinstance(args, list) else {}
+
+    def _add_instantiators(self) -> None:
+        super()._add_instantiators()
+        self.parser.add_instantiator(
+            ContractInstantiator(cli=self, key="model"), pl.LightningModule, subclasses=True
+        )
+
+    def after_instantiate_classes(self) -> None:
+        ckpt = self.config[self.subcommand].get("ckpt_path") if self.subcommand else None
+        check_contract(self.datamodule, self.forced_model_args, checkpoint_model_args(ckpt), ckpt)
 
     # -- helpers -------------------------------------------------------------------------
     def _cfg(self, name: str, default: Any = None) -> Any:
@@ -147,13 +171,6 @@ class LitlabCLI(LightningCLI):
         callbacks.append(ValidationHistory())  # read by write_result
         kwargs["callbacks"] = callbacks
         return super().instantiate_trainer(**kwargs)
-
-    def before_fit(self) -> None:
-        names = getattr(self.datamodule, "class_names", None)
-        hparams = getattr(self.model, "hparams", {})
-        if names and "class_names" in hparams and hparams.get("class_names") is None:
-            log.info("class names from the data: %s", names)
-            self.model.class_names = list(names)
 
     def after_fit(self) -> None:
         trainer = self.trainer

@@ -192,6 +192,7 @@ def test_input_mode_and_in_chans_must_agree(tmp_path: Path) -> None:
                 "--config",
                 SCRATCH,
                 "--model.backbone=resnet18",
+                "--model.in_chans=1",  # forced against the data (in_chans follows input_mode)
                 "--data.input_mode=both",
                 f"--output_dir={tmp_path}",
                 *COMMON,
