@@ -32,6 +32,7 @@ from litlab.contract import (
 )
 from litlab.presets import PRESET_DIR, preset_description, preset_names, resolve_preset
 from litlab.runs import die_with_parent
+from litlab.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ class LitlabCLI(LightningCLI):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.test_results: dict[str, float] = {}
         self.forced_model_args: dict[str, Any] = {}  # contract arguments the user set
+        kwargs.setdefault("trainer_class", Trainer)  # `limit_*_batches=1` is one batch
         kwargs.setdefault("subclass_mode_model", True)
         kwargs.setdefault("subclass_mode_data", True)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})

@@ -149,6 +149,53 @@ def test_run_folder_outputs_and_resume_from_last_ckpt(tmp_path):
     assert resumed.trainer.current_epoch == 3
 
 
+class _BatchCounter(pl.Callback):
+    def __init__(self) -> None:
+        self.batches = 0
+
+    def on_train_batch_end(self, *args: object) -> None:
+        self.batches += 1
+
+
+def test_limit_train_batches_1_is_one_batch(tmp_path):
+    counter = _BatchCounter()
+    cli = run_cli(
+        [
+            "fit",
+            *_fer_args(
+                tmp_path,
+                "--trainer.max_epochs=2",
+                "--trainer.limit_train_batches=1",
+                "--trainer.limit_val_batches=1",
+                "--test_after_fit=false",
+            ),
+        ],
+        extra_callbacks=[counter],
+    )
+    assert counter.batches == 2  # one a epoch, not the 16 of the full set
+    saved = yaml.safe_load((Path(cli.trainer.default_root_dir) / "csv/config.yaml").read_text())
+    assert type(saved["trainer"]["limit_train_batches"]) is int
+
+
+def test_fractional_limits_stay_fractions(capsys):
+    with pytest.raises(SystemExit):
+        run_cli(
+            [
+                "fit",
+                "--config",
+                "fer2013-resnet50",
+                "--trainer.limit_train_batches=0.5",
+                "--trainer.limit_val_batches=1.0",
+                "--trainer.limit_test_batches=3",
+                "--print_config",
+            ]
+        )
+    trainer = yaml.safe_load(capsys.readouterr().out)["trainer"]
+    assert trainer["limit_train_batches"] == 0.5
+    assert type(trainer["limit_val_batches"]) is float and trainer["limit_val_batches"] == 1.0
+    assert type(trainer["limit_test_batches"]) is int and trainer["limit_test_batches"] == 3
+
+
 def test_ddp_two_processes_match_single_process_metrics(tmp_path):
     """A 2-process CPU DDP fit (gloo) finishes; its synced test metrics equal a 1-process test."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
