@@ -22,6 +22,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 
+from litlab.callbacks.divergence import DivergenceStop, TrainingDiverged
 from litlab.callbacks.run_result import ValidationHistory, build_result, save_result
 from litlab.contract import (
     ContractInstantiator,
@@ -170,9 +171,18 @@ class LitlabCLI(LightningCLI):
             isinstance(c, ModelCheckpoint) for c in callbacks
         ):
             callbacks += checkpoint_callbacks(run_dir / "checkpoints", self.model)
+        if self.subcommand == "fit":
+            callbacks.append(DivergenceStop())
         callbacks.append(ValidationHistory())  # read by write_result
         kwargs["callbacks"] = callbacks
         return super().instantiate_trainer(**kwargs)
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        try:
+            super()._run_subcommand(subcommand)
+        except TrainingDiverged as err:
+            write_result(self.trainer, "diverged", error=str(err))
+            raise
 
     def after_fit(self) -> None:
         trainer = self.trainer
@@ -331,6 +341,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(module.main(argv[1:]) or 0)
     try:
         run_cli(argv)
+    except TrainingDiverged as err:
+        print(f"litlab: error: {err}", file=sys.stderr)
+        return 3
     except (FileNotFoundError, ValueError) as err:
         if os.environ.get("LITLAB_DEBUG"):
             raise

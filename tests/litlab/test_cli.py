@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import lightning.pytorch as pl
 import pytest
+import torch
 import yaml
 
 from litlab.cli import fit_and_test, main, resolve_config_args, run_cli
@@ -194,6 +197,21 @@ def test_fractional_limits_stay_fractions(capsys):
     assert trainer["limit_train_batches"] == 0.5
     assert type(trainer["limit_val_batches"]) is float and trainer["limit_val_batches"] == 1.0
     assert type(trainer["limit_test_batches"]) is int and trainer["limit_test_batches"] == 3
+
+
+def test_divergence_stops_the_run_with_exit_code_3(tmp_path, capsys):
+    args = ["--model.lr=1e6", "--trainer.max_epochs=3", "--trainer.limit_train_batches=4"]
+    code = main(["fit", *_fer_args(tmp_path, *args, "--trainer.limit_val_batches=1")])
+    err = capsys.readouterr().err
+    assert code == 3, err[-2000:]
+    pattern = r"training diverged at epoch \d+ \((train|val)/loss=(nan|-?inf)\): lower --model.lr"
+    assert re.search(pattern, err), err[-2000:]
+    (run_dir,) = (tmp_path / "runs" / "fer2013-resnet50").iterdir()
+    best = run_dir / "checkpoints" / "best.ckpt"
+    if best.exists():  # an epoch before the divergence may have been kept: finite weights only
+        weights = torch.load(best, weights_only=True)["state_dict"].values()
+        assert all(bool(torch.isfinite(w).all()) for w in weights if w.is_floating_point())
+    assert json.loads((run_dir / "result.json").read_text())["status"] == "diverged"
 
 
 def test_ddp_two_processes_match_single_process_metrics(tmp_path):
