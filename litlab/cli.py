@@ -20,9 +20,11 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from lightning.pytorch.loggers import Logger, WandbLogger
 
 from litlab.callbacks.divergence import DivergenceStop, TrainingDiverged
+from litlab.callbacks.epoch_seeding import EpochSeeding
+from litlab.callbacks.run_checkpoint import run_checkpoints
 from litlab.callbacks.run_result import ValidationHistory, build_result, save_result
 from litlab.contract import (
     ContractInstantiator,
@@ -31,7 +33,9 @@ from litlab.contract import (
     forced_model_args,
     link_contract,
 )
+from litlab.csv_logger import RunCSVLogger
 from litlab.presets import PRESET_DIR, preset_description, preset_names, resolve_preset
+from litlab.resume import Resume, wandb_run_id, with_run_config
 from litlab.runs import die_with_parent
 from litlab.trainer import Trainer
 
@@ -61,9 +65,19 @@ def wandb_mode(requested: str) -> str:
     return requested
 
 
-def build_loggers(run_dir: Path, preset: str, mode: str, group: str | None = None) -> list[Logger]:
-    """CSV logs always; a W&B run (offline unless online is asked for) unless disabled."""
-    loggers: list[Logger] = [CSVLogger(save_dir=str(run_dir), name="", version="csv")]
+def build_loggers(
+    run_dir: Path,
+    preset: str,
+    mode: str,
+    group: str | None = None,
+    resume_step: int | None = None,
+) -> list[Logger]:
+    """CSV logs always; a W&B run (offline unless online is asked for) unless disabled.
+
+    The W&B run id is kept in the run folder, so a run resumed there logs to the same W&B run;
+    ``resume_step`` (the checkpoint's global step) makes the CSV continue (``RunCSVLogger``).
+    """
+    loggers: list[Logger] = [RunCSVLogger(save_dir=str(run_dir), resume_step=resume_step)]
     if mode != "disabled":
         os.environ.setdefault("WANDB_SILENT", "true")
         loggers.append(
@@ -72,6 +86,8 @@ def build_loggers(run_dir: Path, preset: str, mode: str, group: str | None = Non
                 project=os.environ.get("WANDB_PROJECT", "litlab"),
                 group=group or preset,
                 name=f"{preset}-{run_dir.name}",
+                id=wandb_run_id(run_dir),
+                resume="allow",
                 offline=mode == "offline",
                 mode=mode,
                 tags=[preset],
@@ -90,6 +106,7 @@ class LitlabCLI(LightningCLI):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.test_results: dict[str, float] = {}
+        self.resume: Resume | None = None  # set when --ckpt_path names a checkpoint file
         self.forced_model_args: dict[str, Any] = {}  # contract arguments the user set
         kwargs.setdefault("trainer_class", Trainer)  # `limit_*_batches=1` is one batch
         kwargs.setdefault("subclass_mode_model", True)
@@ -117,6 +134,12 @@ class LitlabCLI(LightningCLI):
         parser.add_argument(
             "--test_after_fit", type=bool, default=True, help="Test the best checkpoint after fit"
         )
+        parser.add_argument(
+            "--checkpoint_every_n_steps",
+            type=int,
+            default=0,
+            help="Also write last.ckpt every N training steps (long epochs); 0: at epoch ends only",
+        )
         link_contract(parser)  # num_classes, in_chans, class_names: from the data to the model
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
@@ -141,12 +164,36 @@ class LitlabCLI(LightningCLI):
     def _preset(self) -> str:
         if self._cfg("preset_name"):
             return self._cfg("preset_name")
+        if self._resumes_in(self.resume.run_dir if self.resume else None):
+            return self.resume.run_dir.parent.name  # runs/<preset>/<time>
         configs = self._cfg("config") or []
         return Path(str(configs[0])).stem if configs else "custom"
+
+    def _resumes_in(self, run_dir: Path | None) -> bool:
+        """Whether this is a fit continuing the checkpoint's own run folder ``run_dir``."""
+        own = self.resume.run_dir if self.resume is not None else None
+        return (
+            self.subcommand == "fit"
+            and own is not None
+            and run_dir is not None
+            and Path(run_dir).resolve() == own
+        )
+
+    def _parse_ckpt_path(self) -> None:
+        """Refuse options that contradict the checkpoint (``litlab.resume``), then load its model."""
+        subcommand = self.config.get("subcommand")
+        config = self.config[subcommand] if subcommand else None
+        self.resume = Resume.of(config.get("ckpt_path")) if config is not None else None
+        if self.resume is not None:
+            self.resume.check_config(config, check_seed=subcommand == "fit")
+        super()._parse_ckpt_path()
 
     def _run_dir(self) -> Path:
         if os.environ.get(RUN_DIR_ENV):
             return Path(os.environ[RUN_DIR_ENV])
+        if self.subcommand == "fit" and self.resume is not None and self.resume.run_dir:
+            os.environ[RUN_DIR_ENV] = str(self.resume.run_dir)  # resume in place
+            return self.resume.run_dir
         run_dir = Path(self._cfg("output_dir")) / self._preset() / time.strftime("%Y%m%d-%H%M%S")
         while run_dir.exists():  # two runs in the same second: keep both
             run_dir = run_dir.with_name(run_dir.name + "-1")
@@ -161,18 +208,25 @@ class LitlabCLI(LightningCLI):
             run_dir = self._run_dir()
             kwargs["default_root_dir"] = str(run_dir)
         callbacks = list(trainer_cfg.get("callbacks") or [])
+        every = self._cfg("checkpoint_every_n_steps") or 0
         if trainer_cfg.get("logger") in (None, True):
             mode = wandb_mode(self._cfg("wandb_mode"))
+            resume_step = self.resume.global_step if self._resumes_in(run_dir) else None
             kwargs["logger"] = build_loggers(
-                run_dir, self._preset(), mode, self._cfg("wandb_group") or None
+                run_dir, self._preset(), mode, self._cfg("wandb_group") or None, resume_step
             )
             callbacks.append(LearningRateMonitor(logging_interval="epoch"))
         if trainer_cfg.get("enable_checkpointing") is not False and not any(
             isinstance(c, ModelCheckpoint) for c in callbacks
         ):
-            callbacks += checkpoint_callbacks(run_dir / "checkpoints", self.model)
+            monitor = getattr(self.model, "MONITOR", "val/loss")
+            mode = getattr(self.model, "MONITOR_MODE", "min")
+            callbacks += run_checkpoints(run_dir / "checkpoints", monitor, mode, every)
         if self.subcommand == "fit":
-            callbacks.append(DivergenceStop())
+            callbacks.append(DivergenceStop(check_weights_every_n_steps=every))
+            seed = self._cfg("seed_everything")
+            if seed is not False and seed is not None:  # every epoch repeatable across a resume
+                callbacks.append(EpochSeeding(int(seed)))
         callbacks.append(ValidationHistory())  # read by write_result
         kwargs["callbacks"] = callbacks
         return super().instantiate_trainer(**kwargs)
@@ -183,6 +237,10 @@ class LitlabCLI(LightningCLI):
         except TrainingDiverged as err:
             write_result(self.trainer, "diverged", error=str(err))
             raise
+
+    def before_fit(self) -> None:
+        if self.resume is not None and self._resumes_in(Path(self.trainer.default_root_dir)):
+            self.resume.log_changes(self.config[self.subcommand])
 
     def after_fit(self) -> None:
         trainer = self.trainer
@@ -226,28 +284,6 @@ def write_result(
         error = "interrupted"
     result = build_result(trainer, status, test_metrics, error)
     return save_result(Path(trainer.default_root_dir), result)
-
-
-def checkpoint_callbacks(dirpath: Path, model: pl.LightningModule) -> list[ModelCheckpoint]:
-    """``best.ckpt`` on the model's ``MONITOR`` and ``last.ckpt`` after every epoch.
-
-    Two callbacks, because ``ModelCheckpoint(save_last=True)`` refreshes ``last.ckpt`` only
-    when a new best is saved, which would make resuming repeat epochs. The best one comes
-    first, so ``trainer.checkpoint_callback`` (and ``ckpt_path="best"``) is the best model.
-    """
-    best = ModelCheckpoint(
-        dirpath=str(dirpath),
-        filename="best",
-        monitor=getattr(model, "MONITOR", "val/loss"),
-        mode=getattr(model, "MONITOR_MODE", "min"),
-        save_top_k=1,
-        auto_insert_metric_name=False,
-        enable_version_counter=False,
-    )
-    last = ModelCheckpoint(
-        dirpath=str(dirpath), filename="last", save_top_k=1, enable_version_counter=False
-    )
-    return [best, last]
 
 
 def print_summary(metrics: dict[str, float], run_dir: Path, best: str | None) -> None:
@@ -294,7 +330,7 @@ def run_cli(argv: list[str], extra_callbacks: list[pl.Callback] | None = None) -
     owns_env = RUN_DIR_ENV not in os.environ
     defaults = {"callbacks": list(extra_callbacks)} if extra_callbacks else None
     try:
-        return LitlabCLI(args=resolve_config_args(argv), trainer_defaults=defaults)
+        return LitlabCLI(args=resolve_config_args(with_run_config(argv)), trainer_defaults=defaults)
     finally:
         if owns_env:
             os.environ.pop(RUN_DIR_ENV, None)

@@ -150,6 +150,7 @@ def test_run_folder_outputs_and_resume_from_last_ckpt(tmp_path):
     )
     assert recorder.epochs == [2]  # continues at epoch 2, trains only the missing epoch
     assert resumed.trainer.current_epoch == 3
+    assert Path(resumed.trainer.default_root_dir) == run_dir  # in place, not a new folder
 
 
 class _BatchCounter(pl.Callback):
