@@ -177,6 +177,9 @@ class AutismDataModule(LitlabDataModule):
         (0 autistic, 1 non_autistic).
     """
 
+    CLASS_NAMES = AUTISM_CLASSES
+    IN_CHANS = 3  # RGB
+
     def __init__(
         self,
         root: str | None = None,
@@ -200,16 +203,6 @@ class AutismDataModule(LitlabDataModule):
         self.split_paths: dict[str, list[Path]] = {}
         self.duplicates: dict[str, int] = {}
         self.source_test_paths: list[Path] = []
-
-    @property
-    def class_names(self) -> list[str]:
-        """``["autistic", "non_autistic"]``."""
-        return list(AUTISM_CLASSES)
-
-    @property
-    def in_chans(self) -> int:
-        """RGB: 3."""
-        return 3
 
     def data_path(self) -> Path:
         """The raw dataset: ``root``, or the embedded folder (generated on first use)."""

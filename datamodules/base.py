@@ -32,7 +32,9 @@ class LitlabDataModule(pl.LightningDataModule):
     """Loader settings, the ``setup`` skeleton and the loaders every litlab DataModule shares.
 
     Subclasses take these four settings through ``**loader`` (passing a default of their own
-    where the paper's differs) and read every argument back from ``self.hparams``.
+    where the paper's differs) and read every argument back from ``self.hparams``. A dataset
+    whose classes or channels are fixed states them in :attr:`CLASS_NAMES` and :attr:`IN_CHANS`;
+    one whose options decide them overrides the properties.
 
     Args:
         batch_size: Images per batch per process.
@@ -40,6 +42,11 @@ class LitlabDataModule(pl.LightningDataModule):
         pin_memory: Pin host memory for faster host-to-GPU copies; on by default when CUDA exists.
         seed: Seed of the splits (the embedded datasets have seeds of their own).
     """
+
+    #: The dataset's class names in label order, when they are fixed.
+    CLASS_NAMES: tuple[str, ...] = ()
+    #: The image channels, when they are fixed.
+    IN_CHANS: int = 0
 
     def __init__(
         self,
@@ -79,9 +86,23 @@ class LitlabDataModule(pl.LightningDataModule):
         return int(self.hparams.seed)
 
     @property
+    def class_names(self) -> list[str]:
+        """Class names in label order (the CLI links them to the model's ``class_names``)."""
+        if not self.CLASS_NAMES:
+            raise AttributeError(f"{type(self).__name__} does not name its classes")
+        return list(self.CLASS_NAMES)
+
+    @property
     def num_classes(self) -> int:
         """Number of classes: ``len(class_names)``."""
         return len(self.class_names)
+
+    @property
+    def in_chans(self) -> int:
+        """Channels of the images served (the CLI links them to the model's input channels)."""
+        if not self.IN_CHANS:
+            raise AttributeError(f"{type(self).__name__} does not state its image channels")
+        return self.IN_CHANS
 
     def data_path(self) -> Path:
         """The dataset this module reads: the user's path, or the embedded one (made on first use)."""

@@ -52,14 +52,8 @@ from litlab.datamodules.splits import (
 log = logging.getLogger(__name__)
 
 CKPLUS_CLASSES: tuple[str, ...] = (
-    "anger",
-    "contempt",
-    "disgust",
-    "fear",
-    "happy",
-    "sadness",
-    "surprise",
-)
+    "anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise",
+)  # fmt: skip
 SPLITS: tuple[str, ...] = ("random", "subject")
 SUBJECT_PATTERN = r"^(S\d+)_"
 

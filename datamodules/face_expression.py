@@ -119,6 +119,8 @@ class FaceExpressionDataModule(LitlabDataModule):
         batch: ``image (B, 1, S, S)`` float in ``[-1, 1]``, ``target (B,)`` int64.
     """
 
+    IN_CHANS = 1  # gray
+
     def __init__(
         self,
         root: str | None = None,
@@ -166,11 +168,6 @@ class FaceExpressionDataModule(LitlabDataModule):
             return list(KAGGLE_CLASSES)
         root = self.data_path()
         return class_folder_names(root / TRAIN_DIR if (root / TRAIN_DIR).is_dir() else root)
-
-    @property
-    def in_chans(self) -> int:
-        """Gray: 1."""
-        return 1
 
     def data_path(self) -> Path:
         """The CSV, ``root``, or the embedded folders (generated on first use)."""

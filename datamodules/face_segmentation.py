@@ -99,6 +99,9 @@ class FaceMaskDataModule(LitlabDataModule):
         batch: ``(image float32 (B, 3, S, S) in [-1, 1], mask int64 (B, S, S))``
     """
 
+    CLASS_NAMES = MASK_CLASSES
+    IN_CHANS = 3  # RGB
+
     def __init__(
         self,
         root: str | None = None,
@@ -122,16 +125,6 @@ class FaceMaskDataModule(LitlabDataModule):
             raise ValueError(f"image_size must be >= 16, got {image_size}")
         self.layout: AutismLayout | None = None
         self.preview_path: Path | None = None
-
-    @property
-    def class_names(self) -> list[str]:
-        """``["background", "face"]``."""
-        return list(MASK_CLASSES)
-
-    @property
-    def in_chans(self) -> int:
-        """RGB: 3."""
-        return 3
 
     def data_path(self) -> Path:
         """``root``, or the embedded folder (generated on first use)."""

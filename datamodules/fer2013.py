@@ -39,6 +39,9 @@ class FER2013DataModule(LitlabDataModule):
         batch: ``image (B, 1, 48, 48)`` float in ``[-1, 1]``, ``target (B,)`` int64.
     """
 
+    CLASS_NAMES = tuple(FER2013_CLASSES)
+    IN_CHANS = 1
+
     def __init__(
         self,
         csv_path: str | None = None,
@@ -52,16 +55,6 @@ class FER2013DataModule(LitlabDataModule):
         super().__init__(batch_size=batch_size, **loader)
         if split not in SPLITS:
             raise ValueError(f"split must be 'usage' or 'random', got {split!r}")
-
-    @property
-    def class_names(self) -> list[str]:
-        """FER2013's seven expressions in label order."""
-        return list(FER2013_CLASSES)
-
-    @property
-    def in_chans(self) -> int:
-        """Gray: 1."""
-        return 1
 
     def data_path(self) -> Path:
         """``csv_path``, or the embedded CSV (generated on first use)."""

@@ -139,6 +139,8 @@ class LiverDataModule(LitlabDataModule):
         batch: ``(image float32 (B, 1, S, S) in [0, 1], mask int64 (B, S, S))``
     """
 
+    IN_CHANS = 1  # CT slices
+
     def __init__(
         self,
         root: str | None = None,
@@ -192,11 +194,6 @@ class LiverDataModule(LitlabDataModule):
     def class_names(self) -> list[str]:
         """``["background", "liver"]`` or ``["background", "liver", "tumour"]``."""
         return list(CLASS_NAMES[: self.hparams.num_classes])
-
-    @property
-    def in_chans(self) -> int:
-        """CT slices: 1."""
-        return 1
 
     def data_path(self) -> Path:
         """``root``, or the generated phantom folder (written here if it is missing)."""

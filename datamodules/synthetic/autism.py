@@ -43,17 +43,8 @@ _EYE_SD, _UPPER_SD = 0.04, 0.045
 _CANVAS = 224  # drawn at the real dataset's size, then resized on request
 
 # Skin tones (RGB) spanning light to dark; each face mixes two neighbours.
-_SKIN = np.array(
-    [
-        [255, 224, 196],
-        [241, 194, 160],
-        [224, 172, 125],
-        [198, 134, 92],
-        [141, 85, 54],
-        [96, 60, 40],
-    ],
-    dtype=np.float64,
-)
+_SKIN = np.array([[255, 224, 196], [241, 194, 160], [224, 172, 125],
+                  [198, 134, 92], [141, 85, 54], [96, 60, 40]], dtype=np.float64)  # fmt: skip
 
 
 def _background(rng: np.random.Generator, c: int, tint: np.ndarray | None) -> np.ndarray:

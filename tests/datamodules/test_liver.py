@@ -376,10 +376,31 @@ def test_images_folder_without_masks_folder(tmp_path: Path) -> None:
         _dm(tmp_path).setup()
 
 
-def test_size_mismatch(tmp_path: Path) -> None:
+DAMAGED_PNGS = {
+    "size mismatch": (
+        "case1/masks/000.png",
+        lambda path: cv2.imwrite(str(path), np.zeros((30, 24), np.uint8)),
+        r"case1/images/000\.png is 24x24 but its mask .* 24x30",
+    ),
+    "corrupt": (
+        "case0/images/001.png",
+        lambda path: path.write_bytes(b"not a png at all"),
+        r"cannot read image .*case0/images/001\.png",
+    ),
+    "sixteen bit": (
+        "case0/images/001.png",
+        lambda path: cv2.imwrite(str(path), np.zeros((24, 24), np.uint16)),
+        r"001\.png is a uint16 PNG.*8-bit",
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGED_PNGS))
+def test_damaged_png_is_named(tmp_path: Path, damage: str) -> None:
+    name, write, message = DAMAGED_PNGS[damage]
     root = _per_patient_root(tmp_path)
-    cv2.imwrite(str(root / "case1" / "masks" / "000.png"), np.zeros((30, 24), np.uint8))
-    with pytest.raises(ValueError, match=r"case1/images/000\.png is 24x24 but its mask .* 24x30"):
+    write(root / name)
+    with pytest.raises(ValueError, match=message):
         _dm(root).setup()
 
 
@@ -390,20 +411,6 @@ def test_mask_value_outside_classes(tmp_path: Path, value: int) -> None:
     mask[2:5, 2:5] = value
     cv2.imwrite(str(root / "case4" / "masks" / "002.png"), mask)
     with pytest.raises(ValueError, match=rf"case4/masks/002\.png holds value\(s\) {value} outside"):
-        _dm(root).setup()
-
-
-def test_corrupt_png(tmp_path: Path) -> None:
-    root = _per_patient_root(tmp_path)
-    (root / "case0" / "images" / "001.png").write_bytes(b"not a png at all")
-    with pytest.raises(ValueError, match=r"cannot read image .*case0/images/001\.png"):
-        _dm(root).setup()
-
-
-def test_sixteen_bit_png(tmp_path: Path) -> None:
-    root = _per_patient_root(tmp_path)
-    cv2.imwrite(str(root / "case0" / "images" / "001.png"), np.zeros((24, 24), np.uint16))
-    with pytest.raises(ValueError, match=r"001\.png is a uint16 PNG.*8-bit"):
         _dm(root).setup()
 
 
