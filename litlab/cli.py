@@ -164,8 +164,8 @@ class LitlabCLI(LightningCLI):
     def _preset(self) -> str:
         if self._cfg("preset_name"):
             return self._cfg("preset_name")
-        if self._resumes_in(self.resume.run_dir if self.resume else None):
-            return self.resume.run_dir.parent.name  # runs/<preset>/<time>
+        if self.resume is not None and self.resume.run_dir is not None:
+            return self.resume.run_dir.parent.name  # the checkpoint's runs/<preset>/<time>
         configs = self._cfg("config") or []
         return Path(str(configs[0])).stem if configs else "custom"
 
@@ -185,7 +185,7 @@ class LitlabCLI(LightningCLI):
         config = self.config[subcommand] if subcommand else None
         self.resume = Resume.of(config.get("ckpt_path")) if config is not None else None
         if self.resume is not None:
-            self.resume.check_config(config, check_seed=subcommand == "fit")
+            self.resume.check_config(config, subcommand)
         super()._parse_ckpt_path()
 
     def _run_dir(self) -> Path:

@@ -31,8 +31,9 @@ CONFIG_FILE = Path("csv") / "config.yaml"  # where LightningCLI saves a run's co
 WANDB_ID_FILE = Path("wandb") / "run_id"
 SEED_STATE_KEY = "EpochSeeding"  # callbacks.epoch_seeding.EpochSeeding's state key
 _LINKED = {name for targets in CONTRACT.values() for name in targets}
-# Changing these on resume is expected; every other difference is still logged.
-_QUIET = {"ckpt_path"}
+# Top-level config keys a resume does not report as changes: the model must not change (it is
+# checked against the checkpoint instead), the others name files rather than settings.
+_NOT_REPORTED = ("model", "ckpt_path", "config", "__default_config__")
 
 
 def run_dir_of(ckpt_path: str | Path | None) -> Path | None:
@@ -123,14 +124,16 @@ def model_contradictions(
     return lines
 
 
-def contradiction_error(ckpt_path: str | Path, lines: list[str]) -> ValueError:
+def contradiction_error(
+    ckpt_path: str | Path, lines: list[str], subcommand: str = "fit"
+) -> ValueError:
     """The error for :func:`model_contradictions`' lines: what differs and the two ways out."""
     body = "\n".join(f"  {line}" for line in lines)
     return ValueError(
-        f"resuming {ckpt_path} with options that contradict it:\n{body}\n"
-        "A resumed run keeps the model and seed it was trained with. Drop those options "
-        f"(`litlab fit --ckpt_path {ckpt_path}` alone resumes with the run's own config), "
-        "or start a new run without --ckpt_path."
+        f"options that contradict the checkpoint {ckpt_path}:\n{body}\n"
+        "The model (and a resumed fit's seed) come from the checkpoint, so these options would "
+        f"be ignored. Drop them (`litlab {subcommand} --ckpt_path {ckpt_path}` alone uses the "
+        "run's own config), or leave out --ckpt_path to train a new model with them."
     )
 
 
@@ -145,17 +148,13 @@ def _flat(value: Any, prefix: str) -> dict[str, Any]:
 
 
 def changed_options(saved_config: Path, config: Mapping[str, Any]) -> list[str]:
-    """``option: old -> new`` for each trainer/data/top-level option a resume changes."""
-    saved = yaml.safe_load(saved_config.read_text()) or {}
-    old = {k: v for k, v in _flat(saved, "").items() if not k.startswith("model")}
-    new = {k: v for k, v in _flat(config, "").items() if not k.startswith("model")}
+    """``option: old -> new`` for each trainer, data or top-level option a resume changes."""
+    old = _flat(yaml.safe_load(saved_config.read_text()) or {}, "")
+    new = _flat(config, "")
     return [
         f"{key}: {old.get(key)!r} -> {new.get(key)!r}"
         for key in sorted(old.keys() | new.keys())
-        if key.split(".")[-1] not in _QUIET
-        and key not in ("config", "__default_config__")
-        and not key.startswith("config")
-        and not _same(old.get(key), new.get(key))
+        if key.split(".")[0] not in _NOT_REPORTED and not _same(old.get(key), new.get(key))
     ]
 
 
@@ -182,14 +181,15 @@ def _ckpt_arg(argv: list[str]) -> str | None:
 
 
 def with_run_config(argv: list[str]) -> list[str]:
-    """``fit --ckpt_path <run>/checkpoints/x.ckpt`` without ``--config`` uses the run's config.
+    """``--ckpt_path <run>/checkpoints/x.ckpt`` without ``--config`` uses the run's config.
 
     So ``litlab fit --ckpt_path <run>/checkpoints/last.ckpt`` alone resumes a run with every
-    option it was started with; options given after it still apply.
+    option it was started with (``litlab test --ckpt_path .../best.ckpt`` tests it likewise);
+    options given after it still apply.
     """
     if (
         not argv
-        or argv[0] != "fit"
+        or argv[0] not in ("fit", "validate", "test", "predict")
         or any(a == "--config" or a.startswith("--config=") for a in argv)
     ):
         return argv
@@ -197,7 +197,7 @@ def with_run_config(argv: list[str]) -> list[str]:
     config = run_config(run_dir) if run_dir is not None else None
     if config is None:
         return argv
-    log.info("resuming with the run's config %s", config)
+    log.info("using the run's config %s", config)
     return [argv[0], "--config", str(config), *argv[1:]]
 
 
@@ -231,14 +231,14 @@ class Resume:
     def hparams(self) -> dict[str, Any]:
         return dict(self.checkpoint.get("hyper_parameters") or {})
 
-    def check_config(self, config: Any, check_seed: bool = True) -> None:
-        """Raise on model options (or, with ``check_seed``, a seed) that contradict the checkpoint.
+    def check_config(self, config: Any, subcommand: str = "fit") -> None:
+        """Raise on model options (and, for ``fit``, a seed) that contradict the checkpoint.
 
         A random seed (``seed_everything: true``) becomes the checkpoint's, so the resumed
         epochs draw the same numbers.
         """
         lines = model_contradictions(config["model"], self.hparams) if "model" in config else []
-        seed = checkpoint_seed(self.checkpoint) if check_seed else None
+        seed = checkpoint_seed(self.checkpoint) if subcommand == "fit" else None
         wanted = config.get("seed_everything")
         if seed is not None and wanted is True:
             config["seed_everything"] = seed
@@ -247,7 +247,7 @@ class Resume:
                 f"--seed_everything={wanted}, but the checkpoint's run was seeded with {seed}"
             )
         if lines:
-            raise contradiction_error(self.ckpt_path, lines)
+            raise contradiction_error(self.ckpt_path, lines, subcommand)
 
     def log_changes(self, config: Mapping[str, Any]) -> None:
         """Log each trainer/data option that differs from the config the run was started with."""

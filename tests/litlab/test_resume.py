@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import lightning.pytorch as pl
 import pytest
 import torch
 
@@ -184,3 +185,45 @@ def test_options_meant_to_change_apply_on_resume(short_run, tmp_path, caplog):
     assert any("trainer.limit_train_batches: 1 -> 2" in c for c in changes), changes
     epochs = [r["epoch"] for r in _rows(run_dir) if r.get("train/loss")]
     assert epochs == ["0", "1"]  # the CSV continued: epoch 0's row kept, epoch 1's appended
+
+
+class _PeekLast(pl.Callback):
+    """The global step of ``last.ckpt`` as each training step starts (``None``: no file yet)."""
+
+    def __init__(self) -> None:
+        self.steps: list[int | None] = []
+
+    def on_train_batch_start(self, trainer: pl.Trainer, *args: object) -> None:
+        path = Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt"
+        self.steps.append(
+            torch.load(path, weights_only=True)["global_step"] if path.exists() else None
+        )
+
+
+def test_checkpoint_every_n_steps_writes_last_within_epochs(tmp_path):
+    peek = _PeekLast()
+    options = [
+        "--trainer.max_epochs=1",
+        "--trainer.limit_train_batches=5",
+        "--test_after_fit=false",
+    ]
+    run_cli(
+        [
+            "fit",
+            *FER,
+            *options,
+            "--checkpoint_every_n_steps=2",
+            "--wandb_mode=disabled",
+            f"--output_dir={tmp_path}",
+        ],
+        extra_callbacks=[peek],
+    )
+    assert peek.steps == [None, None, 2, 2, 4]
+    assert torch.load(_only_run(tmp_path) / "checkpoints/last.ckpt")["global_step"] == 5
+
+
+def test_a_checkpoint_alone_is_tested_with_its_runs_config(short_run):
+    best = short_run / "checkpoints" / "best.ckpt"
+    cli = run_cli(["test", f"--ckpt_path={best}", "--trainer.limit_test_batches=1"])
+    assert 0.0 <= cli.test_results["test/acc"] <= 1.0
+    assert Path(cli.trainer.default_root_dir).parent == short_run.parent  # runs/<preset>/
