@@ -3,7 +3,13 @@
 Finding the data and its patients is :mod:`litlab.datamodules.liver_sources` (its docstring has the
 layouts and grouping rules), decoding :mod:`litlab.datamodules.liver_decode`, caching
 :mod:`litlab.datamodules.liver_cache`; this module splits the decoded slices by patient, augments
-the training split and serves ``(image, mask)`` batches.
+the training split and serves ``(image, mask, meta)`` batches.
+
+``meta`` says where each slice belongs, so a scan can be scored whole (per-volume Dice) without
+this module knowing a model: ``volume`` is the patient's index in
+:attr:`LiverDataModule.volume_names`, ``slice`` the slice's index in the decoded dataset (the same
+on every process), ``patient`` the patient id. Validation and test keep every slice of their
+patients; only training skips most slices without liver (``empty_slice_fraction``).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from litlab.datamodules.augment import joint_flip_affine
 from litlab.datamodules.base import LitlabDataModule, Parts
 from litlab.datamodules.embedded import embedded_liver_phantoms
 from litlab.datamodules.liver_cache import load_or_decode
-from litlab.datamodules.liver_decode import LiverSlices
+from litlab.datamodules.liver_decode import LiverSlices, keep_empty_slice
 from litlab.datamodules.liver_sources import DEFAULT_PATIENT_REGEX, LAYOUTS, discover_sources
 from litlab.datamodules.splits import split_by_fractions
 from torch.utils.data import Dataset
@@ -60,9 +66,13 @@ class LiverSliceDataset(Dataset):
         indices: Which of the ``N`` slices this dataset holds.
         num_classes: 2 merges tumour into liver; 3 keeps it.
         transform: Joint transform of ``(Image, Mask)``, e.g. :func:`liver_train_transform`.
+        patients: ``(N,)`` patient id of every slice (``None``: each slice is its own
+            patient ``"0"``, ``"1"``, ...).
 
     Shape:
-        item: ``(image float32 (1, S, S) in [0, 1], mask int64 (S, S) in [0, num_classes))``
+        item: ``(image float32 (1, S, S) in [0, 1], mask int64 (S, S) in [0, num_classes),
+        meta)`` with ``meta = {"volume": int, "slice": int, "patient": str}`` (see the module
+        docstring).
     """
 
     def __init__(
@@ -72,24 +82,31 @@ class LiverSliceDataset(Dataset):
         indices: np.ndarray,
         num_classes: int = 2,
         transform: v2.Transform | None = None,
+        patients: np.ndarray | None = None,
     ) -> None:
         self.images = images
         self.masks = masks
         self.indices = np.asarray(indices, dtype=np.int64)
         self.transform = transform
         self._labels = np.array([0, 1, 1 if num_classes == 2 else 2], dtype=np.int64)
+        if patients is None:
+            patients = np.arange(len(images)).astype(str)
+        #: Sorted distinct patient ids; a slice's ``meta["volume"]`` indexes this list.
+        self.volume_names, self._volume_ids = np.unique(np.asarray(patients), return_inverse=True)
 
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
         j = self.indices[index]
         image = torch.from_numpy(np.asarray(self.images[j], dtype=np.float32) / 255.0)
         mask = torch.from_numpy(self._labels[np.asarray(self.masks[j])])
         image, mask = tv_tensors.Image(image.unsqueeze(0)), tv_tensors.Mask(mask)
         if self.transform is not None:
             image, mask = self.transform(image, mask)
-        return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor)
+        volume = int(self._volume_ids[j])
+        meta = {"volume": volume, "slice": int(j), "patient": str(self.volume_names[volume])}
+        return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor), meta
 
 
 class LiverDataModule(LitlabDataModule):
@@ -106,14 +123,20 @@ class LiverDataModule(LitlabDataModule):
             nearest).
         hu_window: Hounsfield window scaled to [0, 1] for NIfTI volumes. PNG slices are
             already windowed: 0..255 becomes 0..1.
+        spacing: ``None`` resizes each slice to ``image_size`` whatever its field of view. A
+            number of millimetres resamples every NIfTI slice to that in-plane pixel spacing
+            (read from the volume's affine), then centre-crops or pads it to ``image_size``, so
+            a pixel is the same size in every scan (e.g. 1.7 mm x 224 px = a 38 cm field of
+            view). PNG slices record no spacing and are refused with this option.
         num_classes: 2 = background/liver (LiTS tumour merged into liver); 3 keeps tumour.
         split_fractions: Train/val/test fractions of the patients; a 0 leaves that part empty.
         augment: Rotation/shift/mirror of the training split (image and mask together).
         rotation_degrees: Largest rotation either way (the paper gives no value).
         shift_fraction: Largest shift as a fraction of the size, per axis.
         hflip_p: Probability of a horizontal mirror.
-        empty_slice_fraction: Share of slices *without* liver kept (a seeded draw per slice);
-            slices with liver are always kept. Real LiTS volumes are mostly slices below and
+        empty_slice_fraction: Share of *training* slices without liver kept (a seeded draw per
+            slice); slices with liver are always kept, and validation and test keep every slice
+            so per-volume scores see whole scans. Real LiTS volumes are mostly slices below and
             above the liver, so the default 0.1 keeps training from being dominated by
             background while still showing the model empty slices; 1.0 keeps everything.
         patient_regex: How flat slice folders name patients (a regex with a named group
@@ -132,11 +155,13 @@ class LiverDataModule(LitlabDataModule):
         split_patients: After ``setup``, the patient ids of each split
             (``{"train": [...], "val": [...], "test": [...]}``); no id is in two splits.
         slices: After ``setup``, all decoded slices
-            (:class:`~litlab.datamodules.liver_decode.LiverSlices`: images, masks, patient id and
-            source of each slice); datasets index into it.
+            (:class:`~litlab.datamodules.liver_decode.LiverSlices`: images, masks, patient id,
+            source, spacing of each slice); datasets index into it.
+        volume_names: After ``setup``, every patient id, sorted; ``meta["volume"]`` indexes it.
 
     Shape:
-        batch: ``(image float32 (B, 1, S, S) in [0, 1], mask int64 (B, S, S))``
+        batch: ``(image float32 (B, 1, S, S) in [0, 1], mask int64 (B, S, S), meta)`` with
+        ``meta = {"volume": (B,) int64, "slice": (B,) int64, "patient": list of B str}``
     """
 
     IN_CHANS = 1  # CT slices
@@ -147,6 +172,7 @@ class LiverDataModule(LitlabDataModule):
         layout: str = "auto",
         image_size: int = 224,
         hu_window: tuple[float, float] = (-100.0, 400.0),
+        spacing: float | None = None,
         num_classes: int = 2,
         split_fractions: tuple[float, float, float] = (0.70, 0.16, 0.14),
         augment: bool = True,
@@ -186,7 +212,13 @@ class LiverDataModule(LitlabDataModule):
             )
         if not 0.0 <= empty_slice_fraction <= 1.0:
             raise ValueError(f"empty_slice_fraction must be in [0, 1], got {empty_slice_fraction}")
+        if spacing is not None and not spacing > 0:
+            raise ValueError(
+                f"spacing must be a positive number of millimetres per pixel, got {spacing}; "
+                "or null to resize every slice to image_size"
+            )
         self.slices: LiverSlices | None = None
+        self.volume_names: list[str] = []
         #: Patient ids per split, filled by ``setup``.
         self.split_patients: dict[str, list[str]] = {}
 
@@ -211,9 +243,7 @@ class LiverDataModule(LitlabDataModule):
     def load(self) -> LiverSlices:
         hp = self.hparams
         sources = discover_sources(self.data_path(), hp.layout, hp.patient_regex)
-        return load_or_decode(
-            sources, hp.image_size, hp.hu_window, hp.empty_slice_fraction, self.seed
-        )
+        return load_or_decode(sources, hp.image_size, hp.hu_window, hp.spacing)
 
     def split(self, slices: LiverSlices) -> Parts:
         """Slice indices of each part: patients drawn by ``split_fractions``, every slice of a
@@ -236,7 +266,43 @@ class LiverDataModule(LitlabDataModule):
         train, val, test = (
             np.flatnonzero(np.isin(slices.patients, self.split_patients[name])) for name in names
         )
-        return train, val, test
+        return self._thin_empty(train, slices), val, test
+
+    def _thin_empty(self, train: np.ndarray, slices: LiverSlices) -> np.ndarray:
+        """Training slices without liver, kept at ``empty_slice_fraction`` (seeded per slice)."""
+        fraction = float(self.hparams.empty_slice_fraction)
+        keep = [
+            bool(slices.foreground[j])
+            or keep_empty_slice(str(slices.names[j]), fraction, self.seed)
+            for j in train
+        ]
+        kept = train[np.asarray(keep, dtype=bool)] if len(train) else train
+        log.info(
+            "training on %d of %d slices (slices without liver kept at empty_slice_fraction=%g)",
+            len(kept),
+            len(train),
+            fraction,
+        )
+        return kept
+
+    def volume_info(self) -> dict[str, dict[str, Any]]:
+        """Per patient id (after ``setup``): its ``split``, number of ``slices`` served and the
+        ``spacing`` of its pixels ``(row, column, slice thickness)`` in mm as served (NaN when
+        its slices are PNGs, which record none)."""
+        if self.slices is None:
+            raise RuntimeError("LiverDataModule.setup() has not run yet")
+        split_of = {p: name for name, ids in self.split_patients.items() for p in ids}
+        info = {}
+        for name in self.volume_names:
+            rows = self.slices.spacing[self.slices.patients == name]
+            finite = rows[np.isfinite(rows).all(axis=1)]
+            spacing = np.median(finite, axis=0) if len(finite) else np.full(3, np.nan)
+            info[name] = {
+                "split": split_of.get(name, ""),
+                "slices": len(rows),
+                "spacing": tuple(float(v) for v in spacing),
+            }
+        return info
 
     def datasets(self, slices: LiverSlices, parts: Parts) -> tuple[Dataset, Dataset, Dataset]:
         """Slice datasets of the three parts; only the training part is augmented."""
@@ -248,10 +314,13 @@ class LiverDataModule(LitlabDataModule):
         )
         tfs = (train_tf, None, None)
         datasets = [
-            LiverSliceDataset(slices.images, slices.masks, indices, hp.num_classes, transform=tf)
+            LiverSliceDataset(
+                slices.images, slices.masks, indices, hp.num_classes, tf, slices.patients
+            )
             for indices, tf in zip(parts, tfs, strict=True)
         ]
         self.slices = slices
+        self.volume_names = [str(name) for name in datasets[0].volume_names]
         log.info(
             "liver split by patient: %s",
             ", ".join(

@@ -23,7 +23,7 @@ from litlab.datamodules.liver_sources import LiverSource
 log = logging.getLogger(__name__)
 
 #: Bump when decoding changes, so stale caches are not reused.
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: every slice kept, spacing and foreground recorded
 
 
 def cache_key(sources: Iterable[LiverSource], options: dict) -> str:
@@ -41,15 +41,16 @@ def load_or_decode(
     sources: Sequence[LiverSource],
     image_size: int,
     hu_window: Sequence[float],
-    empty_slice_fraction: float,
-    seed: int,
+    spacing: float | None = None,
 ) -> LiverSlices:
-    """Decoded slices from the cache, decoding (and caching) them on a miss."""
+    """Decoded slices from the cache, decoding (and caching) them on a miss.
+
+    The arguments are those of :func:`litlab.datamodules.liver_decode.decode_sources`.
+    """
     options = {
         "image_size": int(image_size),
         "hu_window": [float(v) for v in hu_window],
-        "empty_slice_fraction": float(empty_slice_fraction),
-        "seed": int(seed),
+        "spacing": None if spacing is None else float(spacing),
     }
     folder = cache_root() / "liver" / cache_key(sources, options)
     if (folder / "meta.json").is_file():
@@ -57,7 +58,7 @@ def load_or_decode(
             return _read_cache(folder)
         except (OSError, ValueError, KeyError) as err:
             log.warning("ignoring unreadable liver cache %s (%s); decoding again", folder, err)
-    slices = liver_decode.decode_sources(sources, image_size, hu_window, empty_slice_fraction, seed)
+    slices = liver_decode.decode_sources(sources, image_size, hu_window, spacing)
     _write_cache(folder, slices, options)
     return slices
 
@@ -69,8 +70,16 @@ def _read_cache(folder: Path) -> LiverSlices:
         masks=np.load(folder / "masks.npy", mmap_mode="r"),
         patients=np.asarray(meta["patients"], dtype=str),
         names=np.asarray(meta["names"], dtype=str),
+        spacing=np.load(folder / "spacing.npy"),
+        foreground=np.load(folder / "foreground.npy"),
     )
-    if not len(slices.images) == len(slices.masks) == len(slices.patients):
+    if not (
+        len(slices.images)
+        == len(slices.masks)
+        == len(slices.patients)
+        == len(slices.spacing)
+        == len(slices.foreground)
+    ):
         raise ValueError("array lengths differ")
     log.info("loaded %d cached liver slices from %s", len(slices.images), folder)
     return slices
@@ -85,4 +94,6 @@ def _write_cache(folder: Path, slices: LiverSlices, options: dict) -> None:
     with atomic_directory(folder) as tmp:
         np.save(tmp / "images.npy", slices.images)
         np.save(tmp / "masks.npy", slices.masks)
+        np.save(tmp / "spacing.npy", slices.spacing)
+        np.save(tmp / "foreground.npy", slices.foreground)
         (tmp / "meta.json").write_text(json.dumps(meta))

@@ -6,6 +6,15 @@
 * **NIfTI volumes**: labels 0 background, 1 liver, 2 tumour. Each volume is cut along its axial
   axis (found from the affine) into slices in radiological display orientation (anterior at the
   top, the patient's right on the image's left, as PNG exports show them), HU-windowed to [0, 1].
+  The voxel spacing comes from the affine and is recorded per slice as served (after resizing).
+
+Geometry: by default every slice is resized to ``image_size`` square, whatever its field of view.
+With a target in-plane ``spacing`` (mm), NIfTI slices are resampled so a pixel is that many
+millimetres in every volume, then centre-cropped or padded (air, background) to ``image_size``;
+PNG slices carry no spacing, so they cannot be resampled.
+
+Every slice is kept (empty ones too): which slices training skips is the DataModule's choice, and
+per-volume scores need whole volumes.
 
 Every fault names the file and what to do about it.
 """
@@ -44,12 +53,17 @@ class LiverSlices:
         masks: ``(N, S, S)`` uint8 labels 0 background, 1 liver, 2 tumour.
         patients: ``(N,)`` patient id of each slice.
         names: ``(N,)`` where each slice came from (``file`` or ``file:axial index``).
+        spacing: ``(N, 3)`` float32 millimetres of a pixel row, a pixel column and the slice
+            thickness, as served (after resizing); NaN for PNG slices, which carry none.
+        foreground: ``(N,)`` bool, whether the slice's mask holds liver (or tumour).
     """
 
     images: np.ndarray
     masks: np.ndarray
     patients: np.ndarray
     names: np.ndarray
+    spacing: np.ndarray
+    foreground: np.ndarray
 
 
 def window_to_unit(hu: np.ndarray, window: Sequence[float]) -> np.ndarray:
@@ -65,8 +79,9 @@ def unit_to_uint8(x: np.ndarray) -> np.ndarray:
     return np.rint(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def _keep_empty(name: str, fraction: float, seed: int) -> bool:
-    # A per-slice seeded draw: the same slices are kept whatever order files decode in.
+def keep_empty_slice(name: str, fraction: float, seed: int) -> bool:
+    """Whether the slice called ``name`` without liver is kept at ``fraction``: a seeded draw per
+    slice, so the same slices are kept whatever order the files decode in."""
     if fraction >= 1.0:
         return True
     if fraction <= 0.0:
@@ -87,6 +102,29 @@ def _resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
     if mask.shape == (size, size):
         return mask
     return cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST_EXACT)
+
+
+def _fit_to_spacing(
+    image: np.ndarray, mask: np.ndarray, pixel_mm: tuple[float, float], size: int, target: float
+) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+    """Resample to ``target`` mm per pixel, then centre-crop or pad (0 = air, background) to
+    ``size``; returns the image, the mask and the spacing achieved (rows, columns)."""
+    h, w = image.shape
+    new_h = max(1, round(h * pixel_mm[0] / target))
+    new_w = max(1, round(w * pixel_mm[1] / target))
+    shrink = new_h < h or new_w < w
+    image = cv2.resize(
+        image, (new_w, new_h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    )
+    mask = cv2.resize(mask, (new_w, new_h), interpolation=cv2.INTER_NEAREST_EXACT)
+    out_image = np.zeros((size, size), image.dtype)
+    out_mask = np.zeros((size, size), mask.dtype)
+    sy, dy = max(0, (new_h - size) // 2), max(0, (size - new_h) // 2)
+    sx, dx = max(0, (new_w - size) // 2), max(0, (size - new_w) // 2)
+    ch, cw = min(size, new_h), min(size, new_w)
+    out_image[dy : dy + ch, dx : dx + cw] = image[sy : sy + ch, sx : sx + cw]
+    out_mask[dy : dy + ch, dx : dx + cw] = mask[sy : sy + ch, sx : sx + cw]
+    return out_image, out_mask, (pixel_mm[0] * h / new_h, pixel_mm[1] * w / new_w)
 
 
 def _read_png(path: Path, what: str, partner: Path) -> np.ndarray:
@@ -131,10 +169,18 @@ def _png_labels(mask: np.ndarray, path: Path) -> np.ndarray:
     return labels
 
 
-_Decoded = tuple[list[np.ndarray], list[np.ndarray], list[str], int, int]
+#: images, masks, names and (row, column, thickness) spacing of the slices of one source
+_Decoded = tuple[list[np.ndarray], list[np.ndarray], list[str], list[tuple[float, float, float]]]
+_NO_SPACING = (float("nan"),) * 3
 
 
-def _decode_png(src: LiverSource, size: int, empty_fraction: float, seed: int) -> _Decoded:
+def _decode_png(src: LiverSource, size: int, spacing: float | None) -> _Decoded:
+    if spacing is not None:
+        raise ValueError(
+            f"data.spacing={spacing} resamples to a common pixel spacing, but {src.image} is a "
+            "PNG slice, which records no spacing; drop data.spacing, or load NIfTI volumes only "
+            "(data.layout=nifti)"
+        )
     mask = _read_png(src.mask, "mask", src.image)
     image = _read_png(src.image, "image", src.mask)
     if image.shape != mask.shape:
@@ -143,11 +189,8 @@ def _decode_png(src: LiverSource, size: int, empty_fraction: float, seed: int) -
             f"is {mask.shape[1]}x{mask.shape[0]}; the mask must have the image's size"
         )
     labels = _png_labels(mask, src.mask)
-    name = str(src.image)
-    empty = not labels.any()
-    if empty and not _keep_empty(name, empty_fraction, seed):
-        return [], [], [], 1, 0
-    return [_resize_image(image, size)], [_resize_mask(labels, size)], [name], 0, int(empty)
+    resized = [_resize_image(image, size)], [_resize_mask(labels, size)]
+    return resized[0], resized[1], [str(src.image)], [_NO_SPACING]
 
 
 def _load_nifti(path: Path, what: str) -> nib.Nifti1Image:
@@ -192,6 +235,15 @@ def _check_labels(labels: np.ndarray, path: Path) -> np.ndarray:
     return labels.astype(np.uint8)
 
 
+def _display_spacing(
+    affine: np.ndarray, ornt: np.ndarray, axial: int
+) -> tuple[float, float, float]:
+    # Millimetres of a display row step (RAS y), a column step (RAS x) and the slice thickness.
+    sizes = nib.affines.voxel_sizes(affine)
+    by_ras = {int(ornt[axis, 0]): float(sizes[axis]) for axis in range(3)}
+    return by_ras[1], by_ras[0], float(sizes[axial])
+
+
 def _display_ornt(affine: np.ndarray) -> tuple[np.ndarray, int]:
     # Orientation to RAS, but keep the array's own z order: slices are independent.
     ornt = nib.io_orientation(affine)
@@ -207,7 +259,7 @@ def _to_display(slab: np.ndarray, ornt: np.ndarray) -> np.ndarray:
 
 
 def _decode_nifti(
-    src: LiverSource, size: int, window: Sequence[float], empty_fraction: float, seed: int
+    src: LiverSource, size: int, window: Sequence[float], spacing: float | None
 ) -> _Decoded:
     volume = _load_nifti(src.image, "volume")
     segmentation = _load_nifti(src.mask, "segmentation")
@@ -223,8 +275,8 @@ def _decode_nifti(
             src.mask,
         )
     ornt, axial = _display_ornt(volume.affine)
-    images, masks, names = [], [], []
-    dropped = kept_empty = 0
+    row_mm, col_mm, thickness = _display_spacing(volume.affine, ornt, axial)
+    images, masks, names, spacings = [], [], [], []
     depth = volume.shape[axial]
     for start in range(0, depth, _SLAB):
         index = tuple(
@@ -237,46 +289,58 @@ def _decode_nifti(
             ornt,
         )
         for offset in range(hu.shape[0]):
-            name = f"{src.image}:{start + offset}"
-            empty = not labels[offset].any()
-            if empty and not _keep_empty(name, empty_fraction, seed):
-                dropped += 1
-                continue
-            kept_empty += int(empty)
-            images.append(unit_to_uint8(_resize_image(window_to_unit(hu[offset], window), size)))
-            masks.append(_resize_mask(labels[offset], size))
-            names.append(name)
-    return images, masks, names, dropped, kept_empty
+            unit, label = window_to_unit(hu[offset], window), labels[offset]
+            h, w = unit.shape
+            if spacing is None:
+                unit, label = _resize_image(unit, size), _resize_mask(label, size)
+                served = (row_mm * h / size, col_mm * w / size)
+            else:
+                unit, label, served = _fit_to_spacing(unit, label, (row_mm, col_mm), size, spacing)
+            images.append(unit_to_uint8(unit))
+            masks.append(label)
+            names.append(f"{src.image}:{start + offset}")
+            spacings.append((*served, thickness))
+    return images, masks, names, spacings
 
 
 def decode_sources(
     sources: Sequence[LiverSource],
     image_size: int,
     hu_window: Sequence[float],
-    empty_slice_fraction: float,
-    seed: int,
+    spacing: float | None = None,
     workers: int | None = None,
 ) -> LiverSlices:
-    """Decode every source to ``image_size`` slices (threads; cv2, zlib release the GIL).
+    """Decode every slice of every source to ``image_size`` (threads; cv2, zlib release the GIL).
 
-    Slices without liver are kept with probability ``empty_slice_fraction`` (a seeded draw per
-    slice); slices with liver are always kept.
+    Args:
+        sources: From :func:`~litlab.datamodules.liver_sources.discover_sources`.
+        image_size: Side of the square slices served.
+        hu_window: Hounsfield window scaled to [0, 1] for NIfTI volumes.
+        spacing: ``None`` resizes every slice to ``image_size``; millimetres resample NIfTI
+            slices to that in-plane pixel spacing and crop or pad them to ``image_size``.
+        workers: Decoding threads (default: up to 8).
+
+    Raises:
+        ValueError: A file cannot be decoded, ``spacing`` is given with PNG slices, or no mask
+            holds liver.
     """
+    if spacing is not None and not spacing > 0:
+        raise ValueError(f"spacing must be a positive number of millimetres, got {spacing}")
     workers = workers or min(8, os.cpu_count() or 1)
 
     def decode(src: LiverSource) -> _Decoded:
         if src.kind == "nifti":
-            return _decode_nifti(src, image_size, hu_window, empty_slice_fraction, seed)
-        return _decode_png(src, image_size, empty_slice_fraction, seed)
+            return _decode_nifti(src, image_size, hu_window, spacing)
+        return _decode_png(src, image_size, spacing)
 
     images: list[np.ndarray] = []
     masks: list[np.ndarray] = []
     names: list[str] = []
     patients: list[str] = []
-    dropped = kept_empty = 0
+    spacings: list[tuple[float, float, float]] = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = pool.map(decode, sources)
-        for src, (imgs, msks, nms, n_dropped, n_empty) in zip(
+        for src, (imgs, msks, nms, sps) in zip(
             sources,
             tqdm(results, total=len(sources), desc="decoding liver slices", unit="file"),
             strict=True,
@@ -284,26 +348,26 @@ def decode_sources(
             images += imgs
             masks += msks
             names += nms
+            spacings += sps
             patients += [src.patient] * len(nms)
-            dropped += n_dropped
-            kept_empty += n_empty
-    if not images:
+    foreground = np.array([m.any() for m in masks], dtype=bool)
+    if not foreground.any():
         raise ValueError(
-            f"no slice was kept from {len(sources)} file(s): none holds liver and "
-            f"empty_slice_fraction={empty_slice_fraction}; check the masks or raise the fraction"
+            f"no mask of the {len(sources)} file(s) under {sources[0].image.parent} holds liver "
+            "(every label is 0); check that the masks belong to the images and use 1 or 255 "
+            "for liver"
         )
     log.info(
-        "decoded %d slices of %d patients (%d without liver kept, %d dropped by "
-        "empty_slice_fraction=%g)",
+        "decoded %d slices of %d patients (%d without liver)",
         len(images),
         len(set(patients)),
-        kept_empty,
-        dropped,
-        empty_slice_fraction,
+        int((~foreground).sum()),
     )
     return LiverSlices(
         images=np.stack(images),
         masks=np.stack(masks),
         patients=np.asarray(patients, dtype=str),
         names=np.asarray(names, dtype=str),
+        spacing=np.asarray(spacings, dtype=np.float32).reshape(-1, 3),
+        foreground=foreground,
     )

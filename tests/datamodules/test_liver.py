@@ -71,7 +71,7 @@ def test_both_layouts_load(phantoms: Path) -> None:
     patients = set(dm.slices.patients.tolist())
     assert patients == {f"volume-{i}" for i in range(4)} | {f"phantom-{i:02d}" for i in range(4, 8)}
     assert len(dm.slices.images) == 8 * 4
-    image, mask = next(iter(dm.train_dataloader()))
+    image, mask, meta = next(iter(dm.train_dataloader()))
     assert image.shape == (4, 1, SIZE, SIZE) and image.dtype == torch.float32
     assert mask.shape == (4, SIZE, SIZE) and mask.dtype == torch.int64
     assert image.min() >= 0.0 and image.max() <= 1.0
@@ -97,8 +97,8 @@ def test_nifti_and_png_show_the_same_slices(tmp_path: Path) -> None:
     )
     sources_n = liver_sources.discover_sources(nifti, "nifti")
     sources_p = liver_sources.discover_sources(png, "slices")
-    a = liver_decode.decode_sources(sources_n, SIZE, (-100, 400), 1.0, 0)
-    b = liver_decode.decode_sources(sources_p, SIZE, (-100, 400), 1.0, 0)
+    a = liver_decode.decode_sources(sources_n, SIZE, (-100, 400))
+    b = liver_decode.decode_sources(sources_p, SIZE, (-100, 400))
     assert np.abs(a.images.astype(int) - b.images.astype(int)).max() <= 1
     np.testing.assert_array_equal(a.masks > 0, b.masks > 0)
     # The liver sits on the image's left, as in radiological display.
@@ -109,7 +109,7 @@ def test_nifti_orientation_follows_the_affine(tmp_path: Path) -> None:
     """The same anatomy stored RAS or with the axial axis first loads as the same slices."""
     write_liver_phantoms(tmp_path / "lps", n_patients=1, n_slices=3, size=SIZE, nifti_patients=1)
     ref = liver_decode.decode_sources(
-        liver_sources.discover_sources(tmp_path / "lps", "nifti"), SIZE, (-100, 400), 1.0, 0
+        liver_sources.discover_sources(tmp_path / "lps", "nifti"), SIZE, (-100, 400)
     )
     lps_vol = nib.load(tmp_path / "lps/nifti/volume-0.nii.gz")
     lps_seg = nib.load(tmp_path / "lps/nifti/segmentation-0.nii.gz")
@@ -128,7 +128,7 @@ def test_nifti_orientation_follows_the_affine(tmp_path: Path) -> None:
         nib.save(nib.Nifti1Image(np.ascontiguousarray(v), affine), folder / "volume-0.nii.gz")
         nib.save(nib.Nifti1Image(np.ascontiguousarray(s), affine), folder / "segmentation-0.nii.gz")
         got = liver_decode.decode_sources(
-            liver_sources.discover_sources(folder, "nifti"), SIZE, (-100, 400), 1.0, 0
+            liver_sources.discover_sources(folder, "nifti"), SIZE, (-100, 400)
         )
         np.testing.assert_array_equal(got.images, ref.images, err_msg=name)
         np.testing.assert_array_equal(got.masks, ref.masks, err_msg=name)
@@ -140,9 +140,7 @@ def test_hu_window_and_resize(tmp_path: Path) -> None:
     seg = np.zeros((40, 40, 2), np.uint8)
     seg[10:30, 10:30, :] = 1
     _write_volume(tmp_path, "0", volume, seg)
-    got = liver_decode.decode_sources(
-        liver_sources.discover_sources(tmp_path), 20, (-100, 400), 1.0, 0
-    )
+    got = liver_decode.decode_sources(liver_sources.discover_sources(tmp_path), 20, (-100, 400))
     assert got.images.shape == (2, 20, 20)
     assert got.images.max() == 128 and got.images.min() == 0
     assert got.masks.sum() == 2 * 10 * 10
@@ -246,7 +244,7 @@ def test_augmentation_keeps_masks_aligned() -> None:
     torch.manual_seed(0)
     moved = mirrored = 0
     for _ in range(25):
-        image, target = dataset[0]
+        image, target, _ = dataset[0]
         image = image[0]
         exact = (image == 0) | (image == 1)  # pixels not blended by bilinear sampling
         assert exact.float().mean() > 0.9
@@ -282,20 +280,72 @@ def test_transform_accepts_tv_tensors() -> None:
 # ----------------------------------------------------------------------------- empty slices
 
 
-def test_empty_slice_fraction(tmp_path: Path) -> None:
-    for p in range(6):
+def test_empty_slice_fraction_thins_training_only(tmp_path: Path) -> None:
+    for p in range(12):
         _write_png_patient(tmp_path / f"p{p}", [f"{k}.png" for k in range(10)], empty=(0, 1, 2, 3))
 
-    def kept(fraction: float) -> int:
-        dm = _dm(tmp_path, empty_slice_fraction=fraction)
+    def sizes(fraction: float) -> tuple[int, int, int, int]:
+        dm = _dm(tmp_path, empty_slice_fraction=fraction, split_fractions=(0.5, 0.25, 0.25))
         dm.setup()
-        return len(dm.slices.images)
+        assert len(dm.slices.images) == 12 * 10  # decoded whole, whatever the fraction
+        return len(dm.train_set), len(dm.val_set), len(dm.test_set), len(dm.slices.images)
 
-    assert kept(0.0) == 6 * 6
-    assert kept(1.0) == 6 * 10
-    half = kept(0.5)
+    assert sizes(0.0) == (6 * 6, 3 * 10, 3 * 10, 120)  # validation and test keep whole scans
+    assert sizes(1.0) == (6 * 10, 30, 30, 120)
+    half = sizes(0.5)[0]
     assert 6 * 6 < half < 6 * 10
-    assert kept(0.5) == half  # seeded
+    assert sizes(0.5)[0] == half  # seeded
+
+
+def test_batches_say_which_volume_and_slice(phantoms: Path) -> None:
+    dm = _dm(phantoms, batch_size=64)
+    dm.setup()
+    assert dm.volume_names == sorted(set(dm.slices.patients.tolist()))
+    _, mask, meta = next(iter(dm.test_dataloader()))
+    assert len(meta["volume"]) == len(mask) == len(dm.test_set)
+    for volume, index, patient in zip(meta["volume"], meta["slice"], meta["patient"], strict=True):
+        assert dm.volume_names[int(volume)] == patient == dm.slices.patients[int(index)]
+    assert set(meta["patient"]) == set(dm.split_patients["test"])
+    info = dm.volume_info()
+    assert {name for name, v in info.items() if v["split"] == "test"} == set(meta["patient"])
+    assert sum(v["slices"] for v in info.values()) == len(dm.slices.images)
+
+
+# ----------------------------------------------------------------------------- spacing
+
+
+def test_spacing_is_read_from_the_affine_and_recorded_as_served(tmp_path: Path) -> None:
+    volume = np.full((40, 20, 3), -1000, np.int16)
+    volume[10:30, 5:15, :] = 150
+    seg = (volume > 0).astype(np.uint8)
+    affine = np.diag([0.5, 2.0, 4.0, 1.0])  # x 0.5 mm, y 2 mm, slices 4 mm
+    tmp_path.mkdir(exist_ok=True)
+    nib.save(nib.Nifti1Image(volume, affine), tmp_path / "volume-0.nii.gz")
+    nib.save(nib.Nifti1Image(seg, affine), tmp_path / "segmentation-0.nii.gz")
+    sources = liver_sources.discover_sources(tmp_path)
+    resized = liver_decode.decode_sources(sources, 10, (-100, 400))
+    # display rows run along y (20 voxels of 2 mm), columns along x (40 of 0.5 mm): to 10 px
+    np.testing.assert_allclose(resized.spacing, [[4.0, 2.0, 4.0]] * 3)
+    assert resized.foreground.all()
+    resampled = liver_decode.decode_sources(sources, 16, (-100, 400), spacing=2.0)
+    np.testing.assert_allclose(resampled.spacing, [[2.0, 2.0, 4.0]] * 3)
+    # liver 20 mm along y (rows) by 10 mm along x (columns): 10 x 5 pixels at 2 mm; the 40 x 20 mm
+    # field of view becomes 20 x 10 pixels, cropped (rows) and padded (columns) to 16 x 16
+    assert resampled.images.shape == (3, 16, 16)
+    rows, cols = np.nonzero(resampled.masks[0])
+    assert (np.ptp(rows) + 1, np.ptp(cols) + 1) == (10, 5)
+    assert resampled.images[0, 0, 0] == 0  # padding is air
+
+
+def test_spacing_refuses_png_slices(tmp_path: Path) -> None:
+    _per_patient_root(tmp_path)
+    with pytest.raises(ValueError, match=r"data\.spacing=1\.5 .*PNG slice, which records no"):
+        _dm(tmp_path, spacing=1.5).setup()
+    with pytest.raises(ValueError, match="spacing must be a positive number"):
+        _dm(tmp_path, spacing=0.0)
+    dm = _dm(tmp_path)
+    dm.setup()
+    assert all(np.isnan(v["spacing"]).all() for v in dm.volume_info().values())
 
 
 # ----------------------------------------------------------------------------- cache
