@@ -24,7 +24,7 @@ from lightning.pytorch.loggers import Logger, WandbLogger
 
 from litlab.callbacks.divergence import DivergenceStop, TrainingDiverged
 from litlab.callbacks.epoch_seeding import EpochSeeding
-from litlab.callbacks.run_checkpoint import run_checkpoints
+from litlab.callbacks.run_checkpoint import check_resumable, run_checkpoints
 from litlab.callbacks.run_result import ValidationHistory, build_result, save_result
 from litlab.contract import (
     ContractInstantiator,
@@ -140,6 +140,13 @@ class LitlabCLI(LightningCLI):
             default=0,
             help="Also write last.ckpt every N training steps (long epochs); 0: at epoch ends only",
         )
+        parser.add_argument(
+            "--best_checkpoint_full_state",
+            type=bool,
+            default=False,
+            help="best.ckpt keeps the optimiser and loop state too (resumable); default: weights "
+            "and hyperparameters only. last.ckpt is always complete",
+        )
         link_contract(parser)  # num_classes, in_chans, class_names: from the data to the model
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
@@ -186,6 +193,8 @@ class LitlabCLI(LightningCLI):
         self.resume = Resume.of(config.get("ckpt_path")) if config is not None else None
         if self.resume is not None:
             self.resume.check_config(config, subcommand)
+            if subcommand == "fit":
+                check_resumable(self.resume.ckpt_path, self.resume.checkpoint)
         super()._parse_ckpt_path()
 
     def _run_dir(self) -> Path:
@@ -221,7 +230,8 @@ class LitlabCLI(LightningCLI):
         ):
             monitor = getattr(self.model, "MONITOR", "val/loss")
             mode = getattr(self.model, "MONITOR_MODE", "min")
-            callbacks += run_checkpoints(run_dir / "checkpoints", monitor, mode, every)
+            full = bool(self._cfg("best_checkpoint_full_state"))
+            callbacks += run_checkpoints(run_dir / "checkpoints", monitor, mode, every, full)
         if self.subcommand == "fit":
             callbacks.append(DivergenceStop(check_weights_every_n_steps=every))
             seed = self._cfg("seed_everything")
