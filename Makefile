@@ -12,7 +12,9 @@ STAMP  := $(VENV)/.installed
 #   TRIALS   trials in the study (the same command resumes it)
 #   SAMPLER  random (random search) | tpe | gp (Bayesian optimisation)
 #   PRUNER   none | median | hyperband
-#   GPUS     comma-separated GPU ids, one sweep worker per GPU
+#   GPUS     comma-separated GPU ids of this machine; GPUS_PER_TRIAL of them per trial (DDP if > 1)
+#   WORKERS  concurrent trials without GPUS (each trial is its own `litlab fit` process)
+#   STORAGE  a database URL shared by several machines (default: a journal file under runs/sweeps)
 #   EPOCHS   max epochs per trial (the paper's patience-5 early stopping still applies)
 #   SIZE     image side in pixels (the paper: 224)
 #   EXTRA    any further litlab overrides, e.g. EXTRA="--data.batch_size=16"
@@ -22,6 +24,9 @@ DATA    ?=
 SAMPLER ?= tpe
 PRUNER  ?= median
 GPUS    ?=
+GPUS_PER_TRIAL ?= 1
+WORKERS ?= 1
+STORAGE ?=
 EXTRA   ?=
 FER_EPOCHS ?= 5
 ifeq ($(strip $(DATA)),)
@@ -81,9 +86,11 @@ train-autism: $(STAMP) ## Both autism arms, raw then segment-then-classify, and 
 train-liver: $(STAMP) ## Train the liver DeepLabV3Plus preset once (embedded phantoms unless DATA=folder)
 	$(BIN)/litlab fit --config liver-deeplabv3plus $(if $(DATA),--data.root=$(DATA)) $(EXTRA)
 
-sweep-liver: $(STAMP) ## Optuna sweep of the liver DeepLabV3Plus preset (DATA= TRIALS= SAMPLER= GPUS= PRUNER= EPOCHS=)
+sweep-liver: $(STAMP) ## Optuna sweep of the liver DeepLabV3Plus preset (DATA= TRIALS= SAMPLER= GPUS= GPUS_PER_TRIAL= WORKERS= STORAGE= PRUNER= EPOCHS=)
 	$(BIN)/litlab sweep --config liver-deeplabv3plus --sampler $(SAMPLER) --n-trials $(TRIALS) \
-	  --pruner $(PRUNER) --study-name $(STUDY) $(if $(GPUS),--gpus $(GPUS)) \
+	  --pruner $(PRUNER) --study-name $(STUDY) \
+	  $(if $(GPUS),--gpus $(GPUS) --gpus-per-trial $(GPUS_PER_TRIAL),--workers $(WORKERS)) \
+	  $(if $(STORAGE),--storage $(STORAGE)) \
 	  --trainer.max_epochs=$(EPOCHS) --data.image_size=$(SIZE) $(SWEEP_DATA_ARGS) $(EXTRA)
 
 bench: $(STAMP) ## Benchmarks: CSV parsing, cache reload, litlab vs raw PyTorch throughput

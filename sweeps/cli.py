@@ -284,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _is_storage_error(err: BaseException) -> bool:
+    """A database that stopped answering: SQLAlchemy's errors, as Optuna raises or wraps them."""
+    if isinstance(err, optuna.exceptions.StorageInternalError):
+        return True
     try:
         from sqlalchemy.exc import SQLAlchemyError
     except ImportError:
@@ -292,8 +295,10 @@ def _is_storage_error(err: BaseException) -> bool:
 
 
 def _first_line(err: BaseException) -> str:
-    text = str(getattr(err, "orig", None) or err).strip().splitlines()
-    return text[0] if text else type(err).__name__
+    """The driver's own message (Optuna's wrapper says only that a commit failed)."""
+    cause = err.__cause__ or err
+    text = str(getattr(cause, "orig", None) or cause).strip().splitlines()
+    return text[0] if text else type(cause).__name__
 
 
 if __name__ == "__main__":

@@ -90,7 +90,7 @@ class TrialRunner:
         self.config = config
         self.overrides = overrides
         self.space = space
-        self.study_dir = study_dir
+        self.study_dir = study_dir.resolve()  # run folders in the study, read from anywhere
         self.study_name = study_name
         self.storage = storage
         self.pruner = pruner

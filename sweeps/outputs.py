@@ -6,6 +6,7 @@ import csv
 import io
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +126,9 @@ def write_plots(out_dir: Path, study: optuna.Study) -> tuple[list[Path], list[st
     written = []
     for name, plot in plots.items():
         try:
-            ax = plot(study)
+            with warnings.catch_warnings():  # the matplotlib backend is "experimental"
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                ax = plot(study)
             fig = (ax.flat[0] if hasattr(ax, "flat") else ax).get_figure()
             fig.set_size_inches(9, 5.5)
             fig.tight_layout()

@@ -92,6 +92,7 @@ class SweepRig:
         }
     )
     procs: list[subprocess.Popen] = field(default_factory=list)
+    storages: dict[str, object] = field(default_factory=dict)
 
     @property
     def out(self) -> Path:
@@ -163,9 +164,10 @@ class SweepRig:
         return code, proc.log_path.read_text()  # type: ignore[attr-defined]
 
     def load(self, storage: str | None = None) -> optuna.Study:
-        return optuna.load_study(
-            study_name=self.study, storage=make_storage(storage or str(self.journal), 60)
-        )
+        spec = storage or str(self.journal)
+        if spec not in self.storages:  # one connection pool per database for all the polling
+            self.storages[spec] = make_storage(spec, 60)
+        return optuna.load_study(study_name=self.study, storage=self.storages[spec])
 
     def running_with_child(self, storage: str | None = None) -> list[optuna.trial.FrozenTrial]:
         """Running trials whose ``litlab fit`` child has started (its log exists)."""
