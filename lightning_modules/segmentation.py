@@ -3,6 +3,11 @@
 IoU, Dice and pixel accuracy are pooled over the whole epoch, one pixel confusion matrix per
 stage (:class:`litlab.metrics.segmentation_scores.SegmentationScores`;
 :mod:`litlab.metrics.functional.segmentation_scores` says why not per image).
+
+Batches may carry a third element, ``meta = {"volume": (B,), "slice": (B,), ...}``, saying which
+volume (scan) and which dataset slice each image is. Then the test also scores every volume whole
+(3-D Dice and IoU, :class:`litlab.metrics.volume_scores.VolumeScores`), and the overlay figures
+show one slice per volume.
 """
 
 from __future__ import annotations
@@ -15,10 +20,12 @@ import segmentation_models_pytorch as smp
 import torch
 from litlab.metrics import log_keys
 from litlab.metrics.segmentation_scores import SegmentationScores
+from litlab.metrics.volume_scores import VolumeScores
 from litlab.networks.factory import create_segmenter
 from litlab.optim.factory import OPTIMIZERS, SCHEDULERS, configure
+from litlab.plots.overlay_selection import OverlaySelection
 from litlab.plots.run_images import log_image
-from litlab.plots.segmentation_overlay import overlay_grid
+from litlab.plots.segmentation_overlay import overlay_figure
 from torch import nn
 from torchmetrics import MaxMetric
 
@@ -71,9 +78,14 @@ class SegmentationModule(pl.LightningModule):
     """Semantic segmentation with smp networks, CE/Dice losses and epoch-level IoU/PA/Dice.
 
     Logged per stage (``train``/``val``/``test``): ``loss``, ``miou``, ``pixel_acc``, ``dice``
-    (mean over classes), ``iou_<class>``, ``dice_<class>``; plus ``val/miou_best``. On each
-    validation epoch the first batch is drawn as an image / truth / prediction grid
-    (``val/overlay``, via ``litlab.plots.run_images.log_image``).
+    (mean over classes), ``iou_<class>``, ``dice_<class>``; plus ``val/miou_best``. When test
+    batches carry volume ids (see the module docstring), also ``test/dice_volume`` (mean 3-D
+    Dice over volumes), ``test/dice_volume_std``, ``test/iou_volume`` and ``test/dice_global``,
+    of class 1 (of all foreground classes merged when there are more than 2); the per-volume
+    table stays in ``test_volume_scores`` for callbacks (``PerVolumeWriter``). Each validation
+    and test epoch draws an image / truth / prediction figure with every slice's Dice
+    (``val/overlay``, ``test/overlay``, via ``litlab.plots.run_images.log_image``): one slice per
+    volume, the one with the most truth foreground.
 
     Args:
         arch: smp architecture name (see
@@ -92,10 +104,11 @@ class SegmentationModule(pl.LightningModule):
         scheduler: ``none``, ``cosine``, ``step`` or ``plateau``.
         class_names: One name per class for the per-class log keys; ``class0``, ``class1``, ...
             when ``None``.
-        num_overlays: Samples drawn in the validation overlay grid; 0 turns it off.
+        num_overlays: Rows (volumes) of the validation and test overlay figures; 0 turns them
+            off.
 
     Shape:
-        - batch: ``(image (B, in_channels, H, W) float, mask (B, H, W) int64)``.
+        - batch: ``(image (B, in_channels, H, W) float, mask (B, H, W) int64[, meta])``.
         - forward output: logits ``(B, classes, H, W)``.
     """
 
@@ -149,7 +162,9 @@ class SegmentationModule(pl.LightningModule):
         self.train_metrics = SegmentationScores(classes)
         self.val_metrics = SegmentationScores(classes)
         self.test_metrics = SegmentationScores(classes)
+        self.test_volume_scores = VolumeScores(classes)
         self.val_miou_best = MaxMetric()
+        self._overlays = {stage: OverlaySelection(num_overlays) for stage in ("val", "test")}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits for a batch of images.
@@ -238,20 +253,19 @@ class SegmentationModule(pl.LightningModule):
         return loss
 
     def validation_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> None:
-        """Accumulate validation loss/metrics; draw the overlay grid from the first batch."""
+        """Accumulate validation loss/metrics; offer the slices to the overlay figure."""
         _, preds = self._shared_step("val", batch)
-        if (
-            batch_idx == 0
-            and self.hparams.num_overlays > 0
-            and not self.trainer.sanity_checking
-            and self.trainer.is_global_zero
-        ):
-            grid = overlay_grid(batch[0], batch[1], preds, max_rows=self.hparams.num_overlays)
-            log_image(self, log_keys.key("val", "overlay"), grid)
+        if not self.trainer.sanity_checking and self.trainer.is_global_zero:
+            self._overlays["val"].offer(batch[0], batch[1], preds, _meta(batch))
 
     def test_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> None:
-        """Accumulate test loss/metrics."""
-        self._shared_step("test", batch)
+        """Accumulate test loss/metrics, per-volume counts when the batch says the volumes."""
+        _, preds = self._shared_step("test", batch)
+        meta = _meta(batch)
+        if meta is not None:
+            self.test_volume_scores.update(preds, batch[1], meta["volume"], meta["slice"])
+        if self.trainer.is_global_zero:
+            self._overlays["test"].offer(batch[0], batch[1], preds, meta)
 
     def predict_step(
         self, batch: Sequence[torch.Tensor] | torch.Tensor, batch_idx: int
@@ -259,6 +273,31 @@ class SegmentationModule(pl.LightningModule):
         """Predicted masks ``(B, H, W)`` int64 for ``images`` or ``(images, ...)`` batches."""
         images = batch if isinstance(batch, torch.Tensor) else batch[0]
         return self(images).argmax(dim=1)
+
+    def _draw_overlays(self, stage: str) -> None:
+        picked = self._overlays[stage].take()
+        if picked is None:
+            return
+        images, targets, preds, labels = picked
+        title = f"{stage} epoch {self.current_epoch}: image / truth / prediction"
+        figure = overlay_figure(images, targets, preds, self.hparams.classes, labels, title)
+        log_image(self, log_keys.key(stage, "overlay"), figure)
+
+    def _log_volume_scores(self) -> None:
+        """Mean +- std of the per-volume 3-D Dice and IoU, and the global Dice (structure 0)."""
+        if not self.test_volume_scores.update_called:
+            return
+        scores = self.test_volume_scores.scores()
+        self.log_dict(
+            {
+                log_keys.key("test", log_keys.DICE_VOLUME): scores["dice_mean"][0].float(),
+                log_keys.key("test", log_keys.DICE_VOLUME_STD): scores["dice_std"][0].float(),
+                log_keys.key("test", log_keys.IOU_VOLUME): scores["iou_mean"][0].float(),
+                log_keys.key("test", log_keys.DICE_GLOBAL): scores["dice_global"][0].float(),
+            },
+            sync_dist=True,
+        )
+        self.test_volume_scores.reset()
 
     def on_train_start(self) -> None:
         # The sanity check fills val metrics with an untrained net's scores; drop them.
@@ -287,6 +326,7 @@ class SegmentationModule(pl.LightningModule):
         self._log_epoch_metrics("train")
 
     def on_validation_epoch_end(self) -> None:
+        self._draw_overlays("val")
         miou = self._log_epoch_metrics("val")
         if miou is not None:
             self.val_miou_best.update(miou)
@@ -297,8 +337,17 @@ class SegmentationModule(pl.LightningModule):
             )
 
     def on_test_epoch_end(self) -> None:
+        self._draw_overlays("test")
         self._log_epoch_metrics("test")
+        self._log_volume_scores()
 
     def configure_optimizers(self) -> dict:
         """Optimizer (and scheduler) from ``litlab.optim.factory``."""
         return configure(self)
+
+
+def _meta(batch: Sequence) -> dict | None:
+    """The batch's ``meta`` dict when it names each slice's volume and slice, else ``None``."""
+    if len(batch) > 2 and isinstance(batch[2], dict) and {"volume", "slice"} <= batch[2].keys():
+        return batch[2]
+    return None

@@ -32,7 +32,9 @@ class VolumeScores(Metric):
         slice of the dataset wherever it is seen.
 
     ``compute()`` returns the dict of
-    :func:`~litlab.metrics.functional.volume_scores.volume_scores`.
+    :func:`~litlab.metrics.functional.volume_scores.volume_scores`, except that torchmetrics
+    squeezes every one-element tensor to a scalar; :meth:`scores` returns it with the documented
+    shapes whatever the number of volumes and structures.
     """
 
     full_state_update = False
@@ -44,6 +46,7 @@ class VolumeScores(Metric):
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2 (background counts), got {num_classes}")
         self.num_classes = num_classes
+        self.num_structures = 1 if num_classes == 2 else num_classes
         self.add_state("volume_ids", default=[], dist_reduce_fx="cat")
         self.add_state("slice_ids", default=[], dist_reduce_fx="cat")
         self.add_state("counts", default=[], dist_reduce_fx="cat")
@@ -68,7 +71,7 @@ class VolumeScores(Metric):
     def compute(self) -> dict[str, torch.Tensor]:
         """Scores of every distinct slice added since the last reset, summed per volume."""
         if isinstance(self.counts, list) and not self.counts:
-            k = 1 if self.num_classes == 2 else self.num_classes
+            k = self.num_structures
             empty = torch.zeros(0, dtype=torch.long, device=self.device)
             return volume_scores(empty, torch.zeros(0, k, 3, dtype=torch.long, device=self.device))
         volume_ids = dim_zero_cat(self.volume_ids)
@@ -76,3 +79,14 @@ class VolumeScores(Metric):
         counts = dim_zero_cat(self.counts)
         keep = first_occurrences(slice_ids)
         return volume_scores(volume_ids[keep], counts[keep])
+
+    def scores(self) -> dict[str, torch.Tensor]:
+        """:meth:`compute` (synced across processes) with the shapes of
+        :func:`~litlab.metrics.functional.volume_scores.volume_scores`: ``(V,)``, ``(V, K)``,
+        ``(V, K, 3)`` and ``(K,)``."""
+        k = self.num_structures
+        shapes = {"volumes": (-1,), "slices": (-1,), "counts": (-1, k, 3), "dice": (-1, k)}
+        shapes["iou"] = shapes["dice"]
+        return {
+            name: value.reshape(shapes.get(name, (k,))) for name, value in self.compute().items()
+        }

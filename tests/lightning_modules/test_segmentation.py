@@ -219,8 +219,8 @@ def test_fit_logs_metrics_writes_overlays_and_reloads(tmp_path):
     # One overlay per epoch (none from the sanity check): 3 rows of image | truth | prediction.
     pngs = sorted((tmp_path / "images").glob("val_overlay-epoch*.png"))
     assert [p.name for p in pngs] == ["val_overlay-epoch000.png", "val_overlay-epoch001.png"]
-    grid = plt.imread(pngs[0])
-    assert grid.shape[:2] == (3 * 34 - 2, 3 * 34 - 2)
+    figure = plt.imread(pngs[0])
+    assert figure.shape[:2] == (790, 750)  # 3 rows of 2.5 in + a title, 3 columns, 100 dpi
 
     best = trainer.checkpoint_callback.best_model_path
     reloaded = SegmentationModule.load_from_checkpoint(best)
@@ -230,3 +230,46 @@ def test_fit_logs_metrics_writes_overlays_and_reloads(tmp_path):
         results
     )
     assert results["test/miou"] <= results["test/pixel_acc"] + 1e-6
+
+
+class _TinyVolumes(pl.LightningDataModule):
+    """8 blob slices of 3 volumes; batches carry ``meta`` as the liver data does."""
+
+    volumes = [0, 0, 0, 1, 1, 2, 2, 2]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.images, self.masks = _blobs(8, 32, seed=1)
+
+    def test_dataloader(self) -> DataLoader:
+        items = [
+            (self.images[i], self.masks[i], {"volume": v, "slice": i, "patient": f"case{v}"})
+            for i, v in enumerate(self.volumes)
+        ]
+        return DataLoader(items, batch_size=3)
+
+
+def test_test_scores_each_volume_whole(tmp_path):
+    torch.manual_seed(0)
+    module = SegmentationModule(**SMALL, num_overlays=2)
+    trainer = pl.Trainer(
+        accelerator="cpu", default_root_dir=tmp_path, logger=False, enable_progress_bar=False
+    )
+    data = _TinyVolumes()
+    results = trainer.test(module, datamodule=data, verbose=False)[0]
+
+    module.eval()
+    with torch.no_grad():
+        preds = module(data.images).argmax(1).numpy()
+    truth = data.masks.numpy()
+    dice = []
+    for v in (0, 1, 2):  # 3-D Dice by hand: pool the voxels of each volume's slices
+        rows = [i for i, w in enumerate(data.volumes) if w == v]
+        p, t = preds[rows] == 1, truth[rows] == 1
+        dice.append(2 * (p & t).sum() / (p.sum() + t.sum()))
+    assert results["test/dice_volume"] == pytest.approx(np.mean(dice), abs=1e-5)
+    assert results["test/dice_volume_std"] == pytest.approx(np.std(dice, ddof=1), abs=1e-5)
+    p, t = preds == 1, truth == 1
+    assert results["test/dice_global"] == pytest.approx(2 * (p & t).sum() / (p.sum() + t.sum()))
+    figure = plt.imread(tmp_path / "images" / "test_overlay-epoch000.png")
+    assert figure.shape[:2] == (540, 750)  # one row per volume, 2 volumes kept

@@ -62,6 +62,13 @@ def test_repeated_slices_count_once() -> None:
     preds, target, volumes = _two_volumes()
     once, twice = VolumeScores(2), VolumeScores(2)
     once.update(preds, target, volumes, torch.arange(3))
+    one = VolumeScores(2)
+    one.update(preds[:1], target[:1], volumes[:1], torch.tensor([0]))
+    assert one.compute()["dice"].shape == ()  # torchmetrics squeezes one-element tensors
+    shapes = {k: tuple(v.shape) for k, v in one.scores().items()}
+    assert (
+        shapes["dice"] == (1, 1) and shapes["counts"] == (1, 1, 3) and shapes["dice_mean"] == (1,)
+    )
     # a DistributedSampler pads by repeating the first items: slice 0 arrives twice
     twice.update(preds, target, volumes, torch.arange(3))
     twice.update(preds[:1], target[:1], volumes[:1], torch.tensor([0]))
