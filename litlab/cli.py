@@ -22,7 +22,9 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import Logger, WandbLogger
 
+from litlab.callbacks.curves_writer import CurvesWriter
 from litlab.callbacks.divergence import DivergenceStop, TrainingDiverged
+from litlab.callbacks.epoch_lines import EpochLines
 from litlab.callbacks.epoch_seeding import EpochSeeding
 from litlab.callbacks.run_checkpoint import check_resumable, run_checkpoints
 from litlab.callbacks.run_result import ValidationHistory, build_result, save_result
@@ -227,6 +229,11 @@ class LitlabCLI(LightningCLI):
                 run_dir, self._preset(), mode, self._cfg("wandb_group") or None, resume_step
             )
             callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+            if self.subcommand == "fit":
+                callbacks.append(CurvesWriter())  # images/curves.png from csv/metrics.csv
+        if trainer_cfg.get("enable_progress_bar") is None and not sys.stdout.isatty():
+            kwargs["enable_progress_bar"] = False  # a bar in a log file is carriage-return noise
+            callbacks.append(EpochLines())
         if trainer_cfg.get("enable_checkpointing") is not False and not any(
             isinstance(c, ModelCheckpoint) for c in callbacks
         ):
@@ -309,9 +316,8 @@ def print_summary(metrics: dict[str, float], run_dir: Path, best: str | None) ->
     print(f"\nrun folder:      {run_dir}")
     if best:
         print(f"best checkpoint: {best}")
-    images = (
-        sorted((run_dir / "images").glob("test_*.png")) if (run_dir / "images").is_dir() else []
-    )
+    folder = run_dir / "images"
+    images = [*folder.glob("curves.png"), *sorted(folder.glob("test_*.png"))]
     for image in images:
         print(f"figure:          {image}")
 
@@ -373,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     """Console entry point."""
     argv = list(sys.argv[1:] if argv is None else argv)
     die_with_parent()  # a run launched by an orchestrator dies with it
+    if not sys.stderr.isatty():  # no redrawn bars (data decoding ...) in a log file
+        os.environ.setdefault("TQDM_DISABLE", "1")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
