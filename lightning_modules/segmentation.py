@@ -114,6 +114,7 @@ class SegmentationModule(pl.LightningModule):
 
     MONITOR = log_keys.VAL_LOSS
     MONITOR_MODE = "min"
+    PREDICTS = "masks"  # predict_step: (B, H, W) int64 class per pixel
 
     def __init__(
         self,
@@ -279,7 +280,8 @@ class SegmentationModule(pl.LightningModule):
         if picked is None:
             return
         images, targets, preds, labels = picked
-        title = f"{stage} epoch {self.current_epoch}: image / truth / prediction"
+        when = f"{stage} epoch {self.current_epoch}" if stage == "val" else stage
+        title = f"{when}: image / truth / prediction"
         figure = overlay_figure(images, targets, preds, self.hparams.classes, labels, title)
         log_image(self, log_keys.key(stage, "overlay"), figure)
 
