@@ -37,6 +37,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # two torchrun node processes and a validation
 def test_two_node_torchrun_fit_matches_a_single_process_test(tmp_path: Path) -> None:
     """The launcher users already have: `torchrun --nnodes 2 --node_rank R --master_addr ...`.
 

@@ -67,6 +67,11 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
+def _log_size(run_dir: str | None) -> int:
+    log = Path(run_dir or "/nonexistent", "fit.log")
+    return log.stat().st_size if log.is_file() else 0
+
+
 def wait_until(predicate: Callable[[], object], deadline_s: float, what: str) -> object:
     """Poll ``predicate`` until it is truthy; fail the test after ``deadline_s`` seconds."""
     end = time.monotonic() + deadline_s
@@ -170,16 +175,12 @@ class SweepRig:
         return optuna.load_study(study_name=self.study, storage=self.storages[spec])
 
     def running_with_child(self, storage: str | None = None) -> list[optuna.trial.FrozenTrial]:
-        """Running trials whose ``litlab fit`` child has started (its log exists)."""
+        """Running trials whose ``litlab fit`` child has started (it has written to its log)."""
         try:
             trials = self.load(storage).get_trials(states=(TrialState.RUNNING,))
         except (KeyError, ValueError):
             return []
-        return [
-            t
-            for t in trials
-            if Path(t.user_attrs.get("run_dir", "/nonexistent"), "fit.log").is_file()
-        ]
+        return [t for t in trials if _log_size(t.user_attrs.get("run_dir")) > 0]
 
     def kill(self, proc: subprocess.Popen) -> list[int]:
         """SIGKILL ``proc``'s process group; returns the pids that were below it."""

@@ -82,6 +82,7 @@ def test_dashboard_serves_a_journal_study_on_loopback(tmp_path):
     assert missing.returncode == 2 and "no study journal at" in missing.stderr
 
 
+@pytest.mark.slow  # a second server and dashboard
 def test_db_start_gives_a_url_that_a_study_and_the_dashboard_use():
     root = Path(tempfile.mkdtemp(prefix="litlab-db-"))  # short and enterable by the pg user
     root.chmod(0o755)

@@ -99,6 +99,7 @@ def test_two_machines_share_a_study_and_a_dead_machines_trial_is_retried(rig, po
         _no_secret_below(folder)
 
 
+@pytest.mark.slow  # 3 trial processes and a server restart
 def test_losing_the_database_stops_clearly_and_the_same_command_resumes(rig, postgres):
     url = _database(postgres, "lost_db")
     argv = rig.argv(2, "--heartbeat", "1", "--storage", url)
