@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from litlab.callbacks.confusion_writer import CONFUSION_FILE
+from litlab.report.document import Report, Row
 from litlab.report.intervals import METRICS, bootstrap_metrics, metric_intervals
 
 # Table 1 of the paper (000_4b6d53ea43115825.txt), fractions.
@@ -183,3 +184,55 @@ def report_text(arms: dict[str, dict[str, Any]]) -> str:
         "verified (papers using it are being retracted); not a screening or diagnostic tool.",
     ]
     return "\n".join(lines)
+
+
+def autism_document(arms: dict[str, dict[str, Any]]) -> Report:
+    """Table 1 of both arms as a :class:`~litlab.report.document.Report` (Markdown and PNG)."""
+    labels = {"raw": "ResNet-50 on raw faces", "segmented": "DeepLabV3+ segmented, then ResNet-50"}
+    names = {"acc": "accuracy", "recall": "recall", "precision": "precision", "f1": "F1"}
+    report = Report(
+        "autism",
+        "Autism faces, Table 1: paper and ours (positive class: autistic)",
+        "000_4b6d53ea43115825.txt",
+        protocol=[
+            "paper: a '70:30' train/validation split of 2,168 images, given as 1,890 train and "
+            "378 validation images (neither 70:30 nor 2,168 in total); the set Table 1 is "
+            "measured on is not described",
+        ],
+    )
+    for arm, rows in arms.items():
+        for metric in METRICS:
+            value, lo, hi = rows["metrics"][metric]
+            report.rows.append(
+                Row(
+                    labels[arm],
+                    names[metric],
+                    PAPER_TABLE1[arm][metric],
+                    None,
+                    value,
+                    (lo, hi),
+                    f"{rows['n_test']:,} images",
+                )  # fmt: skip
+            )
+        dup = rows["duplicates"]
+        if dup:
+            report.leakage.append(
+                f"{arm}: {dup.get('exact', 0)} of {dup.get('test', rows['n_test'])} test images "
+                f"have an identical training image by 64-bit dHash, {dup.get('near', 0)} a "
+                "near-duplicate"
+            )
+        report.runs.append(rows["run_dir"])
+        if rows["fast_dev_run"]:
+            report.notes.append(f"{arm}: this run used fast_dev_run; its numbers mean nothing")
+    diff = accuracy_difference(arms)
+    if diff is not None:
+        report.notes.append(
+            f"segmented - raw accuracy: {100 * diff[0]:+.1f} points (95 % bootstrap interval "
+            f"{100 * diff[1]:+.1f} to {100 * diff[2]:+.1f}; paper: +2.2)"
+        )
+    report.notes.append(
+        "Intervals: Wilson for accuracy, recall and precision; bootstrap for F1. Reproduction of "
+        "a published pipeline on a web-scraped dataset whose labels cannot be verified (papers "
+        "using it are being retracted); not a screening or diagnostic tool."
+    )
+    return report

@@ -1,8 +1,9 @@
-"""Binary-classification metrics from a confusion matrix, with 95 % intervals.
+"""95 % intervals of the figures reports print, and binary metrics from a confusion matrix.
 
 Accuracy, recall and precision are proportions: Wilson score intervals. F1 is not: a percentile
 bootstrap over test images (resampling the confusion matrix cells multinomially is the same as
-resampling test images).
+resampling test images). Per-volume segmentation scores are bootstrapped over volumes: the mean
+Dice per case, and the global Dice with each volume's voxel counts kept together.
 """
 
 from __future__ import annotations
@@ -81,3 +82,43 @@ def metric_intervals(
         "precision": (values["precision"], *wilson_interval(tp, tp + fp)),
         "f1": (values["f1"], *(float(q) for q in np.nanpercentile(boot["f1"], [2.5, 97.5]))),
     }
+
+
+def proportion_interval(value: float, n: int | None) -> tuple[float, float] | None:
+    """Wilson interval of a reported proportion ``value`` of ``n`` items (successes rounded from
+    ``value * n``); ``None`` when ``n`` is unknown or the value is not finite."""
+    if not n or value is None or not math.isfinite(value):
+        return None
+    return wilson_interval(round(value * n), n)
+
+
+def bootstrap_mean_interval(
+    values: np.ndarray, n_boot: int = 2000, seed: int = 0
+) -> tuple[float, float] | None:
+    """Percentile-bootstrap 95 % interval of the mean of ``values`` (NaN left out; ``None``
+    below 2 values): the spread of a per-volume mean over the volumes one might have drawn."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if len(values) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), (n_boot, len(values)))].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def bootstrap_pooled_dice_interval(
+    tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, n_boot: int = 2000, seed: int = 0
+) -> tuple[float, float] | None:
+    """Percentile-bootstrap 95 % interval of the global Dice ``2 sum(tp) / (2 sum(tp) + sum(fp)
+    + sum(fn))``, resampling volumes (their voxel counts stay together); ``None`` below 2."""
+    tp, fp, fn = (np.asarray(v, dtype=np.float64) for v in (tp, fp, fn))
+    if len(tp) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(tp), (n_boot, len(tp)))
+    t, p, f = tp[pick].sum(1), fp[pick].sum(1), fn[pick].sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dice = 2 * t / (2 * t + p + f)
+    lo, hi = np.nanpercentile(dice, [2.5, 97.5])
+    return float(lo), float(hi)
