@@ -17,6 +17,12 @@ none. Without a mask folder, pseudo-masks are made automatically with classical 
    shapes, so 128 px loses nothing visible), then the largest region is kept, its holes (eyes,
    mouth) filled, and it is resized back.
 
+   GrabCut needs colour samples of both sides. A face that fills the frame (its grown box is the
+   whole image and every pixel outside the face ellipse is skin-coloured) or an all-skin image
+   leaves it no background samples; such an image, and one where GrabCut keeps little more than
+   its sure-face core, gets the box's inscribed ellipse instead, and each kind is counted in the
+   log.
+
 Masks are cached, keyed by the pixels and every option.
 """
 
@@ -44,6 +50,9 @@ _CACHE_VERSION = 3
 # How far a detected box is grown (fractions of its width/height) before GrabCut: a Haar box
 # spans brows to mouth, a skin box stops at the hairline, and GrabCut can only shrink the region.
 _GROW = {"haar": (0.25, 0.45, 0.25), "skin": (0.12, 0.35, 0.1), "centre": (0.0, 0.0, 0.0)}
+# Fewest pixels of each side GrabCut is started with: its colour models are 5-component Gaussian
+# mixtures, and a handful of samples per component is the least that estimates a colour.
+_MIN_SAMPLES = 20
 
 
 class SkinBoxDetector:
@@ -143,7 +152,7 @@ def grabcut_mask(
     iterations: int = 5,
     work_size: int = 128,
     sure_outside: bool = True,
-) -> np.ndarray:
+) -> np.ndarray | None:
     """Refine a face box into a face mask with GrabCut.
 
     Args:
@@ -157,7 +166,9 @@ def grabcut_mask(
             the image border sure background.
 
     Returns:
-        ``(H, W)`` uint8 mask, 1 on the face.
+        ``(H, W)`` uint8 mask, 1 on the face; ``None`` where GrabCut cannot run because the
+        starting labels leave fewer than ``_MIN_SAMPLES`` background (or face) pixels: a box
+        covering the whole frame whose every pixel outside the face ellipse is skin-coloured.
     """
     h, w = image.shape[:2]
     scale = min(1.0, work_size / max(h, w))
@@ -168,9 +179,9 @@ def grabcut_mask(
     x0, y0 = int(x * fx), int(y * fy)
     x1, y1 = min(sw, max(x0 + 2, int((x + bw) * fx))), min(sh, max(y0 + 2, int((y + bh) * fy)))
     init = np.full((sh, sw), cv2.GC_BGD if sure_outside else cv2.GC_PR_BGD, np.uint8)
-    if not sure_outside:
-        init[[0, -1], :] = init[:, [0, -1]] = cv2.GC_BGD
     init[y0:y1, x0:x1] = cv2.GC_PR_BGD
+    if not sure_outside:  # after the box, so a box that spans the frame keeps its border too
+        init[[0, -1], :] = init[:, [0, -1]] = cv2.GC_BGD
     centre = ((x0 + x1) // 2, (y0 + y1) // 2)
     half = ((x1 - x0) // 2, (y1 - y0) // 2)
     ellipse = np.zeros_like(init)
@@ -184,6 +195,9 @@ def grabcut_mask(
         core, centre, (max(1, int(half[0] * 0.3)), max(1, int(half[1] * 0.3))), 0, 0, 360, 1, -1
     )
     init[core > 0] = cv2.GC_FGD
+    background = int(np.count_nonzero((init == cv2.GC_BGD) | (init == cv2.GC_PR_BGD)))
+    if min(background, init.size - background) < _MIN_SAMPLES:
+        return None  # cv2.grabCut would stop on an empty colour model (initGMMs)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     # GrabCut's colour models come from OpenCV's RNG: seed it so masks are reproducible.
     cv2.setRNGSeed(0)
@@ -205,12 +219,15 @@ class PseudoMasks:
         masks: ``(N, H, W)`` uint8, 1 on the face.
         boxes: ``(N, 4)`` int32 grown boxes ``(x, y, w, h)`` GrabCut started from.
         sources: How many boxes came from each source (``haar``, ``skin``, ``centre``);
-            ``<source>+ellipse`` where GrabCut collapsed and the box's ellipse was used.
+            ``<source>+ellipse`` where the box's ellipse was used instead of GrabCut's mask.
+        no_grabcut: How many of the ellipse masks are there because GrabCut had no background
+            (or face) samples to start from: faces that fill the frame, all-skin images.
     """
 
     masks: np.ndarray
     boxes: np.ndarray
     sources: dict[str, int]
+    no_grabcut: int = 0
 
 
 def _box_detectors(box_method: str) -> list[tuple[str, BoxDetector]]:
@@ -279,6 +296,7 @@ def make_pseudo_masks(
                                 z["source_names"].tolist(), z["source_counts"].tolist(), strict=True
                             )
                         ),
+                        no_grabcut=int(z["no_grabcut"]) if "no_grabcut" in z else 0,
                     )
                 log.info("reusing cached pseudo-masks %s (%d images)", cache_file, len(images))
                 return result
@@ -289,6 +307,7 @@ def make_pseudo_masks(
     masks = np.zeros((n, h, w), np.uint8)
     boxes = np.zeros((n, 4), np.int32)
     sources: Counter[str] = Counter()
+    no_grabcut = 0
     skin_detector = SkinBoxDetector()
     for i in tqdm(range(n), desc="pseudo-masks (GrabCut)", unit="img", leave=False, disable=n < 32):
         box, source = None, "centre"
@@ -303,7 +322,12 @@ def make_pseudo_masks(
         skin = skin_detector.skin_mask(images[i])
         mask = grabcut_mask(images[i], box, skin, iterations, work_size, source != "centre")
         prior = _box_ellipse(box, h, w)
-        if mask.sum() < 0.5 * prior.sum():
+        if mask is None:
+            # No background (or face) samples for GrabCut: the face fills the frame, or the
+            # image is skin-coloured throughout. The box's ellipse is the face's shape prior.
+            mask, source = prior, f"{source}+ellipse"
+            no_grabcut += 1
+        elif mask.sum() < 0.5 * prior.sum():
             # GrabCut kept little more than its sure-face core: no colour contrast between face
             # and surroundings (e.g. gray, tightly cropped faces). The box's ellipse is a
             # better guess than that core.
@@ -311,19 +335,23 @@ def make_pseudo_masks(
         masks[i] = mask
         boxes[i] = box
         sources[source] += 1
-    result = PseudoMasks(masks=masks, boxes=boxes, sources=dict(sources))
+    result = PseudoMasks(masks=masks, boxes=boxes, sources=dict(sources), no_grabcut=no_grabcut)
     centred = sum(v for k, v in sources.items() if k.startswith("centre"))
     fallbacks = centred if detectors else 0
     log.info(
-        "pseudo-masks for %d images: boxes from %s%s",
+        "pseudo-masks for %d images: boxes from %s%s%s",
         n,
         ", ".join(f"{k} {v}" for k, v in sorted(sources.items())),
         f" ({fallbacks} found no face and used the centred box)" if fallbacks else "",
+        f"; {no_grabcut} left GrabCut no background or face samples (a face filling the frame "
+        "or an all-skin image) and use the box's ellipse"
+        if no_grabcut
+        else "",
     )
     if cache_file is not None:
         names = sorted(sources)
         write_atomically(cache_file, lambda tmp: np.savez_compressed(
             tmp, masks=masks, boxes=boxes, source_names=np.array(names),
-            source_counts=np.array([sources[k] for k in names]),
+            source_counts=np.array([sources[k] for k in names]), no_grabcut=np.array(no_grabcut),
         ))  # fmt: skip
     return result

@@ -1,12 +1,14 @@
-"""Pseudo-masks on drawn faces: the box detectors, GrabCut, the cache."""
+"""Pseudo-masks on drawn faces: the box detectors, GrabCut and its fallback, the cache."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
+from litlab.datamodules import pseudo_masks
 from litlab.datamodules.face_preprocessing import FaceDetectorUnavailableError, haar_available
 from litlab.datamodules.pseudo_masks import SkinBoxDetector, grabcut_mask, make_pseudo_masks
 from litlab.datamodules.synthetic.autism import draw_autism_faces
@@ -73,3 +75,56 @@ def test_pseudo_masks_are_cached_by_pixels_and_options(faces, tmp_path: Path, ca
     assert again.sources == first.sources
     make_pseudo_masks(images, work_size=64, iterations=2, cache_dir=tmp_path)
     assert len(list(tmp_path.glob("pseudo-masks-*.npz"))) == 2  # other options, other entry
+
+
+class _WholeFrameFace:
+    """Stands in for the Haar cascade on a tight crop: the face it finds fills the frame."""
+
+    cache_token = "whole-frame"
+
+    def detect(self, image: np.ndarray) -> tuple[int, int, int, int]:
+        return 0, 0, image.shape[1], image.shape[0]
+
+
+def _frame_filling_faces(n: int, size: int) -> np.ndarray:
+    """Drawn faces cropped to the middle of the face, so skin runs to every edge (in some of
+    them to every pixel outside the face ellipse: no background sample for GrabCut)."""
+    images, truth = draw_autism_faces(np.arange(n) % 2, seed=5)
+    out = []
+    for image, mask in zip(images, truth, strict=True):
+        ys, xs = np.nonzero(mask == 1)
+        cy, cx, half = int(ys.mean()), int(xs.mean()), int(0.15 * np.ptp(xs))
+        out.append(cv2.resize(image[cy - half : cy + half, cx - half : cx + half], (size, size)))
+    return np.stack(out)
+
+
+def test_grabcut_without_background_samples_is_not_run() -> None:
+    skin = np.empty((64, 64, 3), np.uint8)
+    skin[:] = (224, 172, 140)
+    skin_map = SkinBoxDetector().skin_mask(skin)
+    assert skin_map.all()  # every pixel starts as probable face: no background sample
+    assert grabcut_mask(skin, (0, 0, 64, 64), skin_map, work_size=64) is None
+    # with the border as sure background GrabCut has samples of both sides again
+    assert (
+        grabcut_mask(skin, (0, 0, 64, 64), skin_map, work_size=64, sure_outside=False) is not None
+    )
+
+
+def test_frame_filling_faces_and_an_all_skin_image_get_masks(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(pseudo_masks, "make_face_detector", lambda required: _WholeFrameFace())
+    skin = np.empty((1, 96, 96, 3), np.uint8)
+    skin[:] = (224, 172, 140)
+    images = np.concatenate([_frame_filling_faces(6, 96), skin])
+    with caplog.at_level(logging.INFO, logger="litlab.datamodules.pseudo_masks"):
+        result = make_pseudo_masks(images, box_method="haar", work_size=64, cache_dir=tmp_path)
+    assert result.masks.shape == (7, 96, 96) and sum(result.sources.values()) == 7
+    frame_ellipse = pseudo_masks._box_ellipse((0, 0, 96, 96), 96, 96)
+    np.testing.assert_array_equal(result.masks[-1], frame_ellipse)  # the all-skin image
+    assert 2 <= result.no_grabcut <= result.sources.get("haar+ellipse", 0)
+    assert f"{result.no_grabcut} left GrabCut no background or face samples" in caplog.text
+    for mask in result.masks:  # every face gets a mask that holds the middle of the frame
+        assert mask[40:56, 40:56].all() and 0.3 < mask.mean() < 1.0
+    cached = make_pseudo_masks(images, box_method="haar", work_size=64, cache_dir=tmp_path)
+    assert cached.no_grabcut == result.no_grabcut
