@@ -43,7 +43,7 @@ endif
 STUDY   ?= liver-$(SAMPLER)
 
 .PHONY: help install test test-full lint format train-fer2013 train-ckplus train-faceexpr \
-        train-autism train-liver sweep-liver bench clean
+        train-autism train-liver sweep-liver report bench clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -92,6 +92,13 @@ sweep-liver: $(STAMP) ## Optuna sweep of the liver DeepLabV3Plus preset (DATA= T
 	  $(if $(GPUS),--gpus $(GPUS) --gpus-per-trial $(GPUS_PER_TRIAL),--workers $(WORKERS)) \
 	  $(if $(STORAGE),--storage $(STORAGE)) \
 	  --trainer.max_epochs=$(EPOCHS) --data.image_size=$(SIZE) $(SWEEP_DATA_ARGS) $(EXTRA)
+
+report: $(STAMP) ## Paper vs ours from the runs under runs/ (EXP=fer2013|ckplus|faceexpr|autism|liver; default: each with runs)
+ifeq ($(strip $(EXP)),)
+	@for e in fer2013 ckplus faceexpr autism liver; do $(BIN)/litlab report $$e || true; done
+else
+	$(BIN)/litlab report $(EXP)
+endif
 
 bench: $(STAMP) ## Benchmarks: CSV parsing, cache reload, litlab vs raw PyTorch throughput
 	$(BIN)/python -m benchmarks.run
