@@ -5,12 +5,14 @@ the patient's right on the image's left, so the liver sits on the left of the im
 
 * air (-1000 HU) around a body ellipse: subcutaneous fat (~-100), an abdominal-wall muscle ring
   (~50), and inside it a mix of visceral fat and bowel loops (~-90 / ~35, with gas pockets);
-* the liver (label 1): a smooth irregular outline (a few Fourier harmonics) plus a left lobe
-  that fades inferiorly; ~55-105 HU depending on a per-patient contrast phase, with a smooth
+* the liver (label 1), of adult size (about 8 % of a slice where present, filling the right
+  upper abdomen): a smooth irregular outline (a few Fourier harmonics) plus a left lobe that
+  fades inferiorly; ~55-105 HU depending on a per-patient contrast phase, with a smooth
   texture and vessels; size and outline change from slice to slice and vanish at its ends;
 * sometimes a tumour blob (label 2), hypodense to the liver, over part of the z range;
-* distractors sharing the liver's intensity: spleen, kidneys, stomach wall, muscle, bowel,
-  aorta and vena cava; a vertebra (cortex ~700 HU) with its canal;
+* distractors near the liver's intensity: spleen (a little darker unenhanced, level with the
+  liver once contrast arrives), kidneys (enhancing most), stomach wall, muscle, bowel, aorta
+  and vena cava; a vertebra (cortex ~700 HU) with its canal;
 * Gaussian noise (8-18 HU), slightly correlated like reconstructed CT noise.
 
 A single HU threshold cannot segment the liver (spleen, kidneys and muscle overlap its range);
@@ -37,7 +39,7 @@ from tqdm.auto import tqdm
 log = logging.getLogger(__name__)
 
 #: Bump when the drawing changes: cached default datasets are regenerated.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: liver of adult size; spleen and kidneys enhance as in CT
 #: Window applied to the PNG slices (the loader's default window).
 PNG_WINDOW = (-100.0, 400.0)
 #: Field of view of the phantom slices in millimetres (a typical abdominal CT).
@@ -100,7 +102,7 @@ def phantom_patient(
     liver_hu = 55.0 + contrast
     noise_sd = rng.uniform(8.0, 18.0)
     liv_cx, liv_cy = rng.uniform(-0.52, -0.38), rng.uniform(-0.15, 0.05)
-    liv_r = rng.uniform(0.28, 0.38)
+    liv_r = rng.uniform(0.36, 0.46)
     liv_drift = rng.uniform(-0.08, 0.08, size=2)
     harmonics = np.arange(2, 6)
     amps = rng.normal(0.0, 0.07, size=4) / np.sqrt(harmonics - 1)
@@ -111,11 +113,15 @@ def phantom_patient(
     vessels = rng.uniform(-1, 1, size=(rng.integers(2, 5), 2)) * 0.5
     vessel_hu = liver_hu + rng.choice([-25.0, 45.0])
     spine_cy = body_cy + rng.uniform(0.3, 0.38)
+    # Unenhanced, the spleen reads ~8 HU below the liver; it enhances faster, so with contrast
+    # it catches up. Kidneys enhance most (cortex ~150 HU in the portal phase).
+    spleen_hu = liver_hu - 8.0 + 0.25 * contrast + rng.normal(0, 4)
+    kidney_hu = 30.0 + 2.4 * contrast + rng.uniform(-10, 10)
     # Distractors: (centre x, centre y, half-width, half-height, z limit, HU).
     spleen = (rng.uniform(0.45, 0.6), rng.uniform(0.05, 0.25), rng.uniform(0.12, 0.18),
-              rng.uniform(0.16, 0.24), rng.uniform(0.1, 0.45), liver_hu + rng.normal(0, 6))  # fmt: skip
+              rng.uniform(0.16, 0.24), rng.uniform(0.1, 0.45), spleen_hu)  # fmt: skip
     kidney = (rng.uniform(0.27, 0.35), rng.uniform(0.28, 0.38), rng.uniform(0.08, 0.11),
-              rng.uniform(0.12, 0.16), rng.uniform(0.5, 0.9), liver_hu + rng.uniform(-15, 15))  # fmt: skip
+              rng.uniform(0.12, 0.16), rng.uniform(0.5, 0.9), kidney_hu)  # fmt: skip
     stomach = (rng.uniform(0.12, 0.32), rng.uniform(-0.45, -0.3), rng.uniform(0.14, 0.22),
                rng.uniform(0.09, 0.14), rng.uniform(0.5, 0.8), rng.uniform(0.0, 30.0))  # fmt: skip
     bowel_a, bowel_b = _smooth_field(rng, size, 9)
