@@ -71,17 +71,21 @@ format: $(STAMP) ## Format and auto-fix with ruff
 
 train-fer2013: $(STAMP) ## Train the paper's best FER2013 ResNet-50 (embedded data unless DATA=fer2013.csv; FER_EPOCHS=)
 	$(BIN)/litlab fit --config fer2013-resnet50 $(if $(DATA),--data.csv_path=$(DATA),--trainer.max_epochs=$(FER_EPOCHS)) $(EXTRA)
+	$(BIN)/python -m litlab.expect train-fer2013
 
 train-ckplus: $(STAMP) ## CK+ ResNet-50 from scratch, paper's 80/20 (embedded data unless DATA=CK+48 folder)
 	$(BIN)/litlab fit --config ckplus-resnet50-scratch $(if $(DATA),--data.root=$(DATA)) $(EXTRA)
+	$(BIN)/python -m litlab.expect train-ckplus
 
 train-faceexpr: $(STAMP) ## FaceNet triplet embeddings, kNN-evaluated (embedded data unless DATA=folder)
 	$(BIN)/litlab fit --config faceexpr-facenet $(if $(DATA),--data.root=$(DATA)) $(EXTRA)
+	$(BIN)/python -m litlab.expect train-faceexpr
 
 train-autism: $(STAMP) ## Both autism arms, raw then segment-then-classify, and their Table 1 (DATA=Kaggle folder)
 	$(BIN)/litlab fit --config autism-resnet50 $(if $(DATA),--data.root=$(DATA)) $(EXTRA)
 	$(BIN)/litlab fit --config autism-seg-resnet50 $(if $(DATA),--data.root=$(DATA)) $(EXTRA)
 	$(BIN)/litlab report autism
+	$(BIN)/python -m litlab.expect train-autism
 
 train-liver: $(STAMP) ## Train the liver DeepLabV3Plus preset once (embedded phantoms unless DATA=folder)
 	$(BIN)/litlab fit --config liver-deeplabv3plus $(if $(DATA),--data.root=$(DATA)) $(EXTRA)
@@ -92,6 +96,7 @@ sweep-liver: $(STAMP) ## Optuna sweep of the liver DeepLabV3Plus preset (DATA= T
 	  $(if $(GPUS),--gpus $(GPUS) --gpus-per-trial $(GPUS_PER_TRIAL),--workers $(WORKERS)) \
 	  $(if $(STORAGE),--storage $(STORAGE)) \
 	  --trainer.max_epochs=$(EPOCHS) --data.image_size=$(SIZE) $(SWEEP_DATA_ARGS) $(EXTRA)
+	$(BIN)/python -m litlab.expect sweep-liver --study runs/sweeps/$(STUDY)
 
 report: $(STAMP) ## Paper vs ours from the runs under runs/ (EXP=fer2013|ckplus|faceexpr|autism|liver; default: each with runs)
 ifeq ($(strip $(EXP)),)
