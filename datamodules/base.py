@@ -22,10 +22,16 @@ import numpy as np
 import torch
 from litlab.datamodules.arrays import ArrayDataset, ImageArrays
 from litlab.datamodules.augment import classification_transforms
+from litlab.datamodules.folders import resize_image
+from litlab.datamodules.predict_inputs import DecodedInputs, PredictItems, read_images_or_csv
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 #: ``(train, val, test)`` index arrays; ``val`` may be the same array as ``test``.
 Parts = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _dataset_not_needed() -> None:
+    """``prepare_data`` while predicting on new inputs: the dataset is not read."""
 
 
 class LitlabDataModule(pl.LightningDataModule):
@@ -47,6 +53,8 @@ class LitlabDataModule(pl.LightningDataModule):
     CLASS_NAMES: tuple[str, ...] = ()
     #: The image channels, when they are fixed.
     IN_CHANS: int = 0
+    #: Side of the model input, for a dataset without an ``image_size`` option.
+    INPUT_SIZE: int = 0
 
     def __init__(
         self,
@@ -63,6 +71,8 @@ class LitlabDataModule(pl.LightningDataModule):
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
+        self.predict_path: Path | None = None  # set by predict_from
+        self.predict_set: PredictItems | None = None
 
     @property
     def batch_size(self) -> int:
@@ -136,7 +146,14 @@ class LitlabDataModule(pl.LightningDataModule):
         return out[0], out[1], out[2]
 
     def setup(self, stage: str | None = None) -> None:
-        """Load, split and wrap the data once; later calls (any stage) keep the same splits."""
+        """Load, split and wrap the data once; later calls (any stage) keep the same splits.
+
+        Predicting on :meth:`predict_from` inputs reads only those, never the dataset.
+        """
+        if stage == "predict" and self.predict_path is not None:
+            if self.predict_set is None:
+                self.predict_set = self.predict_items(self.predict_path)
+            return
         if self.train_set is not None:
             return
         data = self.load()
@@ -180,4 +197,75 @@ class LitlabDataModule(pl.LightningDataModule):
         return self._loader(self.test_set, shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)
+        """The :meth:`predict_from` inputs, else the test split; batches ``(inputs, indices)``."""
+        if self.predict_path is None and self.predict_set is None:
+            self.predict_set = self.test_items()
+        return self._loader(self.predict_set, shuffle=False)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """``(height, width)`` of the model input: ``image_size``, else :attr:`INPUT_SIZE`."""
+        size = self.hparams.get("image_size") or self.INPUT_SIZE
+        if not size:
+            raise AttributeError(f"{type(self).__name__} does not state its input size")
+        return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+    @property
+    def input_color(self) -> str:
+        """How images are decoded for this module: ``"rgb"`` for 3 channels, else ``"gray"``."""
+        return "rgb" if self.in_chans == 3 else "gray"
+
+    def preprocessing(self) -> dict[str, Any]:
+        """How a raw image becomes the model input, in words and numbers (export metadata)."""
+        h, w = self.input_size
+        channels = self.in_chans
+        return {
+            "color": self.input_color,
+            "resize": [h, w],
+            "interpolation": "OpenCV INTER_AREA to shrink, INTER_LINEAR to enlarge",
+            "scale": "x / 255",
+            "normalize": {"mean": [0.5] * channels, "std": [0.5] * channels},
+            "value_range": [-1.0, 1.0],
+            "layout": "NCHW float32",
+        }
+
+    def predict_from(self, path: str | Path | None) -> None:
+        """Predict on ``path`` instead of the test split (``litlab predict --predict_from``).
+
+        New inputs need nothing of the dataset, so ``prepare_data`` (which generates, parses or
+        decodes it) is skipped too.
+        """
+        self.predict_path = Path(path).expanduser() if path else None
+        self.predict_set = None
+        if self.predict_path is not None:
+            self.prepare_data = _dataset_not_needed  # type: ignore[method-assign]
+        else:
+            self.__dict__.pop("prepare_data", None)
+
+    def predict_items(self, path: Path) -> PredictItems:
+        """The inputs at ``path`` (a folder of images at any depth, an image or a FER2013-format
+        CSV), preprocessed as the evaluation split is. Subclasses with other inputs override."""
+        decoded = read_images_or_csv(path, self.input_color, self.hparams.get("skip_bad_rows"))
+        return self.items_from(decoded)
+
+    def items_from(self, decoded: DecodedInputs) -> PredictItems:
+        """Decoded images -> :meth:`predict_arrays` -> the evaluation transform."""
+        sizes = np.asarray([im.shape[:2] for im in decoded.images], np.int64).reshape(-1, 2)
+        arrays = self.predict_arrays(decoded.images)
+        inputs = ArrayDataset(arrays, np.zeros(len(arrays), np.int64), self.transforms()[1])
+        return PredictItems(inputs, decoded.sources, decoded.names, decoded.labels, sizes)
+
+    def predict_arrays(self, images: list[np.ndarray]) -> np.ndarray:
+        """uint8 images of any size -> the uint8 array the evaluation transform takes, prepared
+        as the training images are (here: resized to :attr:`input_size`)."""
+        return np.stack([resize_image(image, self.input_size) for image in images])
+
+    def test_items(self) -> PredictItems:
+        """The test split as prediction inputs (``litlab predict`` without ``--predict_from``)."""
+        test = self.test_set
+        if test is None:
+            raise RuntimeError(f"{type(self).__name__}.setup() has not built the test split yet")
+        n = len(test)  # type: ignore[arg-type]
+        labels = getattr(test, "labels", None)
+        sources = [f"test split item {i}" for i in range(n)]
+        return PredictItems(test, sources, [f"test_{i:06d}" for i in range(n)], labels)

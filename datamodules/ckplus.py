@@ -41,6 +41,7 @@ from litlab.datamodules.folders import (
     class_folder_names,
     index_class_folders,
     load_images,
+    resize_image,
 )
 from litlab.datamodules.splits import (
     fold_parts,
@@ -228,3 +229,36 @@ class CKPlusDataModule(LitlabDataModule):
             hp.split, where, self.data_path(), *map(len, parts), hp.input_mode, self.in_chans,
         )  # fmt: skip
         return parts
+
+    def predict_arrays(self, images: list[np.ndarray]) -> np.ndarray:
+        """New images through the training preprocessing: decoded at ``load_size`` (else their
+        own size), face crop, resize to ``image_size``, equalisation, edges per ``input_mode``."""
+        hp = self.hparams
+        if hp.load_size:
+            images = [resize_image(im, (hp.load_size, hp.load_size)) for im in images]
+        out: list[np.ndarray | None] = [None] * len(images)
+        for shape in {im.shape for im in images}:  # one batch per input size
+            which = [i for i, im in enumerate(images) if im.shape == shape]
+            done = preprocess_images(
+                np.stack([images[i] for i in which]), size=hp.image_size,
+                equalize_hist=hp.equalize, detect_face=hp.detect_face, input_mode=hp.input_mode,
+                canny_low=hp.canny_low, canny_high=hp.canny_high,
+            )  # fmt: skip
+            for i, image in zip(which, done.images, strict=True):
+                out[i] = image
+        return np.stack(out)
+
+    def preprocessing(self) -> dict[str, Any]:
+        """The base's scaling after the paper's OpenCV steps (module docstring)."""
+        hp = self.hparams
+        steps = [
+            f"decode gray{f' at {hp.load_size}x{hp.load_size}' if hp.load_size else ''}",
+            f"Haar-cascade face crop (detect_face={hp.detect_face}; whole image if none found)",
+            f"resize to {hp.image_size}x{hp.image_size}",
+        ]
+        steps += ["cv2.equalizeHist"] if hp.equalize else []
+        edges = f"cv2.Canny({hp.canny_low}, {hp.canny_high}) after a 3x3 Gaussian blur"
+        steps.append(
+            {"gray": "gray channel", "edges": edges, "both": f"gray and {edges}"}[hp.input_mode]
+        )
+        return {**super().preprocessing(), "color": "gray", "steps": steps}

@@ -41,6 +41,7 @@ class FER2013DataModule(LitlabDataModule):
 
     CLASS_NAMES = tuple(FER2013_CLASSES)
     IN_CHANS = 1
+    INPUT_SIZE = 48
 
     def __init__(
         self,

@@ -60,6 +60,11 @@ def _row_fault(fields: list[str], is_last: bool, has_usage: bool) -> str | None:
         return f"emotion {emotion!r} is not a class index 0-6"
     if has_usage and fields[2].strip() not in USAGES:
         return f"Usage {fields[2].strip()!r} is not one of {', '.join(USAGES)}"
+    return _pixels_fault(pixels, is_last)
+
+
+def _pixels_fault(pixels: str, is_last: bool) -> str | None:
+    """Why a row's pixel string is unusable, or ``None`` when it holds 2,304 values 0-255."""
     tokens = pixels.split()
     bad = next((t for t in tokens if not t.isdigit() or int(t) > 255), None)
     if bad is not None:
@@ -248,3 +253,95 @@ def load_fer2013_cached(
     ))  # fmt: skip
     log.info("parsed %s (%d rows) and cached it at %s", path, len(arrays.labels), cached)
     return arrays
+
+
+@dataclass(frozen=True)
+class PixelRows:
+    """The rows of a FER2013-format CSV read for prediction (:func:`read_pixels_csv`).
+
+    Attributes:
+        images: ``(N, 48, 48)`` uint8.
+        lines: ``(N,)`` 1-based line number of each row in the file.
+        labels: ``(N,)`` int64 emotion, ``-1`` where the file has no emotion column or the cell
+            is empty.
+        usage: ``(N,)`` the Usage cell (``""`` where there is none).
+        skipped: Bad rows skipped (0 unless ``skip_bad_rows``).
+    """
+
+    images: np.ndarray
+    lines: np.ndarray
+    labels: np.ndarray
+    usage: np.ndarray
+    skipped: int = 0
+
+
+def read_pixels_csv(path: str | Path, skip_bad_rows: bool | None = False) -> PixelRows:
+    """Read a FER2013-format CSV to predict on: ``pixels`` required, ``emotion``/``Usage`` optional.
+
+    The columns may come in any order and others may sit beside them (cells are split on commas,
+    so no cell may hold one). An empty emotion cell is an unknown label.
+
+    Args:
+        path: The CSV file.
+        skip_bad_rows: Skip unusable rows (logged) instead of raising; ``None`` also raises,
+            without suggesting the ``--data.skip_bad_rows`` option (a DataModule without it).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        FER2013FormatError: No ``pixels`` column, no rows, or a bad row (file, line and fault
+            named) unless skipped.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"CSV {path} does not exist; pass a FER2013-format CSV with a pixels column"
+        )
+    text = path.read_bytes().removeprefix(b"\xef\xbb\xbf").decode("latin-1")
+    lines = text.splitlines()
+    header = [h.strip().lower() for h in lines[0].split(",")] if lines else []
+    if "pixels" not in header or len(set(header)) != len(header):
+        raise FER2013FormatError(
+            f"{path} line 1: header {lines[0] if lines else ''!r} needs one 'pixels' column "
+            f"({N_PIXELS} space-separated gray values 0-255 per row, 48x48); 'emotion' and "
+            "'Usage' columns are optional"
+        )
+    col = {name: header.index(name) for name in ("emotion", "pixels", "usage") if name in header}
+    rows = [(n, line) for n, line in enumerate(lines[1:], start=2) if line.strip()]
+    if not rows:
+        raise FER2013FormatError(f"{path} has a header but no rows to predict")
+    pixels, emotions, usages, faults = [], [], [], {}
+    for i, (_, line) in enumerate(rows):
+        fields = line.split(",")
+        cell = {name: fields[j].strip() if j < len(fields) else "" for name, j in col.items()}
+        emotion, usage = cell.get("emotion", ""), cell.get("usage", "")
+        if len(fields) != len(header):
+            cut = " (the file ends mid-row?)" if i == len(rows) - 1 else ""
+            faults[i] = f"has {len(fields)} comma-separated fields, expected {len(header)}{cut}"
+        elif emotion and emotion not in _EMOTIONS:
+            faults[i] = f"emotion {emotion!r} is not a class index 0-6 (or empty)"
+        elif usage and usage not in USAGES:
+            faults[i] = f"Usage {usage!r} is not one of {', '.join(USAGES)} (or empty)"
+        pixels.append("" if i in faults else cell["pixels"])
+        emotions.append(int(emotion) if emotion and i not in faults else -1)
+        usages.append(usage)
+    images, ok = _parse_pixel_block(pixels)
+    for i in np.flatnonzero(~ok):
+        if int(i) not in faults:
+            is_last = int(i) == len(rows) - 1
+            faults[int(i)] = _pixels_fault(pixels[i], is_last) or "could not be parsed"
+    if faults and not skip_bad_rows:
+        i = min(faults)
+        hint = "" if skip_bad_rows is None else ", or pass --data.skip_bad_rows=true to skip it"
+        raise FER2013FormatError(
+            f"{path} line {rows[i][0]}: row {faults[i]}; fix or delete the row{hint}"
+        )
+    if faults:
+        shown = "; ".join(f"line {rows[i][0]}: {faults[i]}" for i in sorted(faults)[:3])
+        log.warning("%s: skipped %d bad row(s) (%s)", path, len(faults), shown)
+    return PixelRows(
+        images=images,
+        lines=np.asarray([n for n, _ in rows], np.int64)[ok],
+        labels=np.asarray(emotions, np.int64)[ok],
+        usage=np.asarray(usages, dtype="<U11")[ok],
+        skipped=len(faults),
+    )

@@ -239,9 +239,9 @@ def load_images(
                 log.warning("ignoring unreadable image cache %s; rebuilding it", cache_file)
 
     images: list[np.ndarray] = []
-    # No bar for a handful of files (previews, tests), where it is only noise.
+    # No bar for a handful of files (previews, tests), where it is only noise; None: none in a log.
     for path in tqdm(
-        paths, desc="decoding images", unit="img", leave=False, disable=len(paths) < 64
+        paths, desc="decoding images", unit="img", leave=False, disable=len(paths) < 64 or None
     ):
         image = decode_image(path, color)
         if hw is not None:

@@ -26,6 +26,8 @@ from litlab.datamodules.embedded import embedded_liver_phantoms
 from litlab.datamodules.liver_cache import load_or_decode
 from litlab.datamodules.liver_decode import LiverSlices, keep_empty_slice
 from litlab.datamodules.liver_sources import DEFAULT_PATIENT_REGEX, LAYOUTS, discover_sources
+from litlab.datamodules.liver_volumes import liver_predict_items
+from litlab.datamodules.predict_inputs import PredictItems
 from litlab.datamodules.splits import split_by_fractions
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
@@ -329,3 +331,32 @@ class LiverDataModule(LitlabDataModule):
             ),
         )
         return datasets[0], datasets[1], datasets[2]
+
+    def predict_items(self, path: Path) -> PredictItems:
+        """NIfTI volumes (slice by slice) and PNG slices under ``path``, decoded as in training
+        (:func:`~litlab.datamodules.liver_volumes.liver_predict_items`)."""
+        hp = self.hparams
+        return liver_predict_items(path, hp.image_size, hp.hu_window, hp.spacing)
+
+    def preprocessing(self) -> dict[str, Any]:
+        """Slices in display orientation, windowed, resized (or resampled) and scaled to [0, 1]."""
+        hp = self.hparams
+        geometry = (
+            f"resize to {hp.image_size}x{hp.image_size} (OpenCV INTER_AREA to shrink, "
+            "INTER_LINEAR to enlarge)"
+            if hp.spacing is None
+            else f"resample to {hp.spacing} mm per pixel, centre crop or pad (0) to "
+            f"{hp.image_size}x{hp.image_size}"
+        )
+        return {
+            "color": "gray",
+            "resize": [hp.image_size, hp.image_size],
+            "steps": [
+                "NIfTI: axial slices in radiological display orientation (anterior up, patient "
+                f"right on the left), Hounsfield units clipped to {list(hp.hu_window)} and scaled "
+                "to [0, 1], then rounded to 8 bits; PNG slices: 8-bit windowed images / 255",
+                geometry,
+            ],
+            "value_range": [0.0, 1.0],
+            "layout": "NCHW float32",
+        }

@@ -127,7 +127,7 @@ def _fit_to_spacing(
     return out_image, out_mask, (pixel_mm[0] * h / new_h, pixel_mm[1] * w / new_w)
 
 
-def _read_png(path: Path, what: str, partner: Path) -> np.ndarray:
+def _read_png(path: Path, what: str, partner: Path | None) -> np.ndarray:
     try:
         data = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     except (OSError, cv2.error) as err:
@@ -135,7 +135,8 @@ def _read_png(path: Path, what: str, partner: Path) -> np.ndarray:
     if data is None:
         raise ValueError(
             f"cannot read {what} {path}: not a readable PNG (corrupt, truncated or another "
-            f"format); re-export it as PNG or remove it together with {partner}"
+            f"format); re-export it as PNG or remove it"
+            + (f" together with {partner}" if partner else "")
         )
     if data.dtype != np.uint8:
         raise ValueError(

@@ -51,6 +51,7 @@ class ClassificationModule(pl.LightningModule):
 
     MONITOR = log_keys.VAL_ACC
     MONITOR_MODE = "max"
+    PREDICTS = "probabilities"  # predict_step: (B, num_classes) softmax
 
     def __init__(
         self,

@@ -10,6 +10,9 @@ torchmetrics; each held-out image is a query classified by a kNN vote over the g
 excluded, so a query is never its own neighbour; their count is logged as ``{stage}/self_matches``
 (train/validation duplicates). Without a ``gallery_dataloader`` the held-out set is evaluated
 leave-one-out against itself.
+
+Prediction: each validation epoch's gallery is kept with the model (buffers, so it is saved in its
+checkpoints), and ``predict_step`` gives each image's kNN class without the training data.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from litlab.datamodules.identity import content_ids
 from litlab.metrics import log_keys
+from litlab.metrics.functional.knn_retrieval import knn_vote
 from litlab.metrics.knn_retrieval import KNNRetrievalMetric
 from litlab.networks.factory import create_embedding_net
 from litlab.optim.factory import configure
@@ -75,6 +79,7 @@ class EmbeddingModule(pl.LightningModule):
 
     MONITOR = log_keys.key("val", log_keys.KNN_ACC)
     MONITOR_MODE = "max"
+    PREDICTS = "embeddings"  # predict_step: a dict, see predict_step
 
     def __init__(
         self,
@@ -107,6 +112,11 @@ class EmbeddingModule(pl.LightningModule):
         self.val_knn = KNNRetrievalMetric(num_classes, knn_k)
         self.test_knn = KNNRetrievalMetric(num_classes, knn_k)
         self.val_knn_acc_best = MaxMetric()
+        # The embedded training gallery of the last validation epoch, saved with the weights.
+        self.register_buffer("gallery_embeddings", torch.empty(0, embedding_dim))
+        self.register_buffer("gallery_labels", torch.empty(0, dtype=torch.long))
+        # Every rank holds the same gathered gallery: DDP need not broadcast it at each step.
+        self._ddp_params_and_buffers_to_ignore = ["gallery_embeddings", "gallery_labels"]
         self._fit_start: float | None = None
         self._epoch_start: float | None = None
         self._warned_no_gallery = False
@@ -180,6 +190,10 @@ class EmbeddingModule(pl.LightningModule):
         with metric.sync_context():  # collective: every rank takes part
             emb = dim_zero_cat(metric.query_emb)
             labels = dim_zero_cat(metric.query_labels)
+            gallery = metric.gallery_emb
+            if stage == "val" and (isinstance(gallery, torch.Tensor) or len(gallery) > 0):
+                self.gallery_embeddings = dim_zero_cat(gallery).detach().float().clone()
+                self.gallery_labels = dim_zero_cat(metric.gallery_labels).detach().long().clone()
         # Held-out loss over the whole held-out set: evaluation batches come in file order, often
         # one class per batch, where no triplet exists. Capped so the distance matrix stays small.
         keep = torch.randperm(len(emb), generator=torch.Generator().manual_seed(0))[:EVAL_LOSS_MAX]
@@ -232,6 +246,45 @@ class EmbeddingModule(pl.LightningModule):
             dim = self.hparams.embedding_dim
             empty = torch.empty(0, dtype=torch.long, device=self.device)
             metric.update_gallery(torch.empty(0, dim, device=self.device), empty, empty)
+
+    def predict_step(
+        self, batch: tuple[torch.Tensor, ...] | torch.Tensor, batch_idx: int
+    ) -> dict[str, torch.Tensor]:
+        """Embeddings and, from the gallery kept with the model, the kNN class of each image.
+
+        Returns:
+            ``embeddings (B, D)``; with a gallery also ``knn_class (B,)`` (the majority of the
+            ``knn_k`` nearest gallery images, ties to the nearer class), ``knn_votes (B,)``
+            (how many of them have that class) and ``nearest_distance (B,)``.
+        """
+        x = batch if isinstance(batch, torch.Tensor) else batch[0]
+        emb = self(x)
+        out = {"embeddings": emb}
+        gallery, labels = self.gallery_embeddings, self.gallery_labels
+        if len(labels) == 0:
+            if not self._warned_no_gallery:
+                rank_zero_warn(
+                    "this model holds no training gallery (its checkpoint predates them, or it "
+                    "never validated), so predictions carry embeddings but no kNN class"
+                )
+                self._warned_no_gallery = True
+            return out
+        k = min(int(self.hparams.knn_k), len(labels))
+        dist, nearest = torch.cdist(emb.float(), gallery.float()).topk(k, dim=1, largest=False)
+        neighbours = labels[nearest]
+        knn_class = knn_vote(neighbours, int(self.hparams.num_classes))
+        out["knn_class"] = knn_class
+        out["knn_votes"] = (neighbours == knn_class[:, None]).sum(dim=1)
+        out["nearest_distance"] = dist[:, 0]
+        return out
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Size the gallery buffers to the checkpoint's (an older checkpoint has none)."""
+        state = checkpoint.setdefault("state_dict", {})
+        state.setdefault("gallery_embeddings", torch.empty(0, self.hparams.embedding_dim))
+        state.setdefault("gallery_labels", torch.empty(0, dtype=torch.long))
+        self.gallery_embeddings = torch.empty_like(state["gallery_embeddings"], device=self.device)
+        self.gallery_labels = torch.empty_like(state["gallery_labels"], device=self.device)
 
     def _class_names(self) -> list[str]:
         names = self.hparams.class_names

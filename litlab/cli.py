@@ -36,6 +36,7 @@ from litlab.contract import (
     link_contract,
 )
 from litlab.csv_logger import RunCSVLogger
+from litlab.predict import add_predict_arguments, before_predict, prediction_writer, summary_lines
 from litlab.presets import PRESET_DIR, preset_description, preset_names, resolve_preset
 from litlab.resume import Resume, wandb_run_id, with_run_config
 from litlab.runs import die_with_parent
@@ -158,6 +159,14 @@ class LitlabCLI(LightningCLI):
         # What the user set on the model: a contradiction of the data, told from a default.
         self.forced_model_args = forced_model_args(parser, args) if isinstance(args, list) else {}
 
+    def _prepare_subcommand_parser(
+        self, klass: type, subcommand: str, **kwargs: Any
+    ) -> LightningArgumentParser:
+        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        if subcommand == "predict":
+            add_predict_arguments(parser)  # --predict_from
+        return parser
+
     def _add_instantiators(self) -> None:
         super()._add_instantiators()
         self.parser.add_instantiator(
@@ -246,6 +255,8 @@ class LitlabCLI(LightningCLI):
             seed = self._cfg("seed_everything")
             if seed is not False and seed is not None:  # every epoch repeatable across a resume
                 callbacks.append(EpochSeeding(int(seed)))
+        if self.subcommand == "predict":
+            callbacks.append(prediction_writer(run_dir))  # <run>/predictions/
         callbacks.append(ValidationHistory())  # read by write_result
         kwargs["callbacks"] = callbacks
         return super().instantiate_trainer(**kwargs)
@@ -277,6 +288,14 @@ class LitlabCLI(LightningCLI):
         if trainer.is_global_zero:
             print_summary(self.test_results, Path(trainer.default_root_dir), best)
         write_result(trainer, test_metrics=self.test_results)
+
+    def before_predict(self) -> None:
+        config = self.config_init[self.subcommand]
+        before_predict(self.datamodule, self._cfg("predict_from"), self._cfg("ckpt_path"), config)
+
+    def after_predict(self) -> None:
+        if self.trainer.is_global_zero:
+            print("\n".join(summary_lines(self.trainer)))
 
     def after_test(self) -> None:
         self.test_results = {
