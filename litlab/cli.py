@@ -55,6 +55,7 @@ EXTRA_COMMANDS = {
     "cv": ("litlab.cv", "k-fold cross-validation of a preset, mean and std per metric"),
     "preview": ("litlab.preview", "PNG grid of a preset's preprocessing stages per class"),
     "report": ("litlab.report", "tables and figures comparing runs with the papers"),
+    "export": ("litlab.export", "a checkpoint as ONNX or TorchScript, preprocessing in metadata"),
     "db": ("litlab.db", "start/stop a local PostgreSQL for sweeps shared by several processes"),
     "dashboard": ("litlab.dashboard", "optuna-dashboard for a study's journal file or database"),
 }
