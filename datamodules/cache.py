@@ -13,6 +13,7 @@ the last finished copy of a file wins, and for folders the first finished copy i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -21,6 +22,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from litlab.errors import BadInputError
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,27 @@ def cache_root() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "litlab"
 
 
+def not_writable(path: str | Path, err: OSError) -> BadInputError:
+    """The clear error for a cache (or other output) that cannot be written.
+
+    Names the file, the system's reason (permission denied, read-only file system, no space left
+    ...) and the fix: under the cache root, ``LITLAB_CACHE``; elsewhere, the folder itself.
+    """
+    path = Path(path)
+    where = err.filename or path
+    root = cache_root()
+    try:
+        in_cache = path.resolve().is_relative_to(root.resolve())
+    except OSError:
+        in_cache = False
+    fix = (
+        f"litlab keeps its caches in {root}: set LITLAB_CACHE to a writable folder with free space"
+        if in_cache
+        else f"make {path.parent} writable (and give its disk free space)"
+    )
+    return BadInputError(f"cannot write {where}: {err.strerror or err}; {fix}")
+
+
 def write_atomically(path: str | Path, write: Callable[[Path], object]) -> Path:
     """Write one file by calling ``write(tmp)`` on a temporary path, then renaming it to ``path``.
 
@@ -50,13 +74,20 @@ def write_atomically(path: str | Path, write: Callable[[Path], object]) -> Path:
 
     Returns:
         ``path``.
+
+    Raises:
+        BadInputError: The file cannot be written (:func:`not_writable` says why and what to do).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         write(tmp)
         os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise not_writable(path, err) from err
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -72,11 +103,15 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     On an error inside the block nothing is renamed and the temporary folder is removed.
 
     Raises:
-        OSError: The rename failed and ``path`` still does not exist.
+        BadInputError: The folder cannot be written, or the rename failed and ``path`` still
+            does not exist (:func:`not_writable` says why and what to do).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    except OSError as err:
+        raise not_writable(path, err) from err
     try:
         yield tmp
         try:
@@ -85,5 +120,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
             if not path.is_dir():
                 raise
             log.debug("%s was written by another process first; keeping that copy", path)
+    except OSError as err:
+        raise not_writable(path, err) from err
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -188,7 +188,9 @@ class CKPlusDataModule(LitlabDataModule):
         if tuple(index.classes) != CKPLUS_CLASSES:
             log.info("%s: classes %s differ from CK+'s %s", root, index.classes, CKPLUS_CLASSES)
         cache = cache_root() / "ckplus"
-        raw = load_images(index.paths, size=hp.load_size, color="gray", cache_dir=cache)
+        raw = load_images(
+            index.paths, hp.load_size, "gray", cache, size_option="--data.load_size=<pixels>"
+        )
         self.index = index
         self.preprocessed = preprocess_images(
             raw, size=hp.image_size, equalize_hist=hp.equalize, detect_face=hp.detect_face,

@@ -17,6 +17,8 @@ from litlab.datamodules.fer2013_csv import (
 )
 from litlab.datamodules.splits import can_stratify, holdout_then_halve
 
+from litlab.errors import BadInputError
+
 log = logging.getLogger(__name__)
 
 SPLITS: tuple[str, ...] = ("usage", "random")
@@ -81,7 +83,14 @@ class FER2013DataModule(LitlabDataModule):
                     )
         else:
             stratify = can_stratify(data.labels, 10)
-            train, val, test = holdout_then_halve(data.labels, 0.2, self.seed, stratify)
+            try:
+                train, val, test = holdout_then_halve(data.labels, 0.2, self.seed, stratify)
+            except BadInputError as err:
+                raise BadInputError(
+                    f"{self.data_path()} has too few usable rows for split='random': {err}; "
+                    "add rows, or use --data.split=usage with Training, PublicTest and "
+                    "PrivateTest rows"
+                ) from err
         log.info(
             "FER2013 %s split: %d train / %d val / %d test images",
             self.hparams.split, len(train), len(val), len(test),

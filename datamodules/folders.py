@@ -21,6 +21,8 @@ import numpy as np
 from litlab.datamodules.cache import write_atomically
 from tqdm.auto import tqdm
 
+from litlab.errors import BadInputError
+
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -30,6 +32,8 @@ COLORS: tuple[str, ...] = ("gray", "rgb")
 
 # Bump when the decoding/resizing code changes, so stale caches are never reused.
 _CACHE_VERSION = 1
+# OpenCV's default CV_IO_MAX_IMAGE_PIXELS: larger images are refused before decoding.
+_MAX_PIXELS = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,7 @@ def index_class_folders(root: str | Path, classes: Sequence[str] | None = None) 
     found = class_folder_names(root)
     if classes is None:
         if not found:
-            raise ValueError(
+            raise BadInputError(
                 f"{root} has no class sub-folders; expected <root>/<class>/<image> "
                 "(one folder per class)"
             )
@@ -107,9 +111,9 @@ def index_class_folders(root: str | Path, classes: Sequence[str] | None = None) 
     else:
         names = list(classes)
         if not names:
-            raise ValueError("classes is empty; pass None to use every sub-folder of the root")
+            raise BadInputError("classes is empty; pass None to use every sub-folder of the root")
         if len(set(names)) != len(names):
-            raise ValueError(f"classes repeats a name: {names}")
+            raise BadInputError(f"classes repeats a name: {names}")
         missing = [c for c in names if c not in found]
         if missing:
             raise FileNotFoundError(
@@ -128,9 +132,14 @@ def index_class_folders(root: str | Path, classes: Sequence[str] | None = None) 
         images = [p for p in entries if is_image_file(p)]
         ignored += len(entries) - len(images)
         if not images:
-            raise ValueError(
+            fix = (
+                "add images to it, or delete the empty folder"
+                if classes is None
+                else f"add images to it (this dataset needs each of the classes {names})"
+            )
+            raise BadInputError(
                 f"class folder {root / name} holds no images ({', '.join(IMAGE_EXTENSIONS)}); "
-                "add images or leave the class out with the classes argument"
+                + fix
             )
         paths.extend(images)
         labels.extend([label] * len(images))
@@ -144,7 +153,7 @@ def _target_hw(size: int | tuple[int, int] | None) -> tuple[int, int] | None:
         return None
     hw = (size, size) if isinstance(size, int) else tuple(size)
     if len(hw) != 2 or any(int(s) < 1 for s in hw):
-        raise ValueError(f"size must be a positive int or (height, width), got {size!r}")
+        raise BadInputError(f"size must be a positive int or (height, width), got {size!r}")
     return int(hw[0]), int(hw[1])
 
 
@@ -156,15 +165,38 @@ def decode_image(path: Path, color: str = "gray") -> np.ndarray:
     except OSError as err:
         raise FileNotFoundError(f"cannot read image file {path}: {err}") from err
     flag = cv2.IMREAD_GRAYSCALE if color == "gray" else cv2.IMREAD_COLOR
-    image = cv2.imdecode(data, flag) if data.size else None
+    try:
+        image = cv2.imdecode(data, flag) if data.size else None
+    except cv2.error as err:
+        raise _decode_error(path, err) from err
     if image is None:
-        raise ValueError(
+        raise BadInputError(
             f"cannot decode image file {path} (empty, truncated or not an image); "
             "remove or replace it"
         )
     if color == "rgb":
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     return image
+
+
+def _decode_error(path: Path, err: cv2.error) -> BadInputError:
+    """The clear error for an image OpenCV refused to decode (most often: too many pixels)."""
+    if "CV_IO_MAX_IMAGE_PIXELS" not in str(err):
+        return BadInputError(f"cannot decode image file {path} ({err}); remove or replace it")
+    size = ""
+    try:  # only the header is read, to say how large the image is
+        from PIL import Image
+
+        with Image.open(path) as im:
+            size = f" ({im.width}x{im.height} = {im.width * im.height:,} pixels)"
+    except Exception:  # the size is a courtesy; the error stands without it
+        pass
+    return BadInputError(
+        f"image file {path} is too large to decode{size}: OpenCV refuses images over "
+        f"{_MAX_PIXELS:,} pixels before --data.load_size can shrink it. Downscale the file with "
+        "an image tool, or remove it; with the memory for it, OPENCV_IO_MAX_IMAGE_PIXELS=<pixels> "
+        "raises OpenCV's limit"
+    )
 
 
 def resize_image(image: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
@@ -195,6 +227,7 @@ def load_images(
     size: int | tuple[int, int] | None,
     color: str = "gray",
     cache_dir: Path | None = None,
+    size_option: str = "size=(height, width)",
 ) -> np.ndarray:
     """Decode image files with OpenCV into one uint8 array, optionally cached as ``.npy``.
 
@@ -207,21 +240,23 @@ def load_images(
         cache_dir: When given, the array is stored there as ``images-<hash>.npy``; the hash covers
             the paths, their modification times and byte sizes and the options, so editing,
             adding or removing a file makes a new cache entry.
+        size_option: How the user sets ``size`` (e.g. ``--data.load_size``), for the error
+            about images of differing sizes.
 
     Returns:
         ``(N, H, W)`` uint8 for gray, ``(N, H, W, 3)`` uint8 for RGB.
 
     Raises:
-        ValueError: Unknown ``color``, bad ``size``, no paths, an undecodable file, or differing
-            sizes with ``size=None`` (both files are named).
+        BadInputError: Unknown ``color``, bad ``size``, no paths, an undecodable file, or
+            differing sizes with ``size=None`` (both files and ``size_option`` are named).
         FileNotFoundError: A file is missing.
     """
     if color not in COLORS:
-        raise ValueError(f"color must be one of {COLORS}, got {color!r}")
+        raise BadInputError(f"color must be one of {COLORS}, got {color!r}")
     hw = _target_hw(size)
     paths = [Path(p) for p in paths]
     if not paths:
-        raise ValueError("load_images got no paths")
+        raise BadInputError("load_images got no paths")
     for path in paths:
         if not path.is_file():
             raise FileNotFoundError(f"image file {path} does not exist")
@@ -247,9 +282,10 @@ def load_images(
         if hw is not None:
             image = resize_image(image, hw)
         elif images and image.shape != images[0].shape:
-            raise ValueError(
-                f"images differ in size: {paths[0]} is {images[0].shape[:2]} but {path} is "
-                f"{image.shape[:2]}; pass size=(height, width) to resize them"
+            (h0, w0), (h1, w1) = images[0].shape[:2], image.shape[:2]
+            raise BadInputError(
+                f"images differ in size: {paths[0]} is {w0}x{h0} but {path} is {w1}x{h1}; pass "
+                f"{size_option} to resize every image to one size when it is read"
             )
         images.append(image)
     array = np.stack(images).astype(np.uint8, copy=False)

@@ -16,12 +16,15 @@ All return sorted index arrays. The same seed gives the same split on every mach
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold, train_test_split
+
+from litlab.errors import BadInputError
 
 
 def seeded_permutation(n: int, seed: int) -> np.ndarray:
@@ -118,8 +121,17 @@ def holdout_then_halve(
 
     Returns:
         Sorted ``(train, val, test)`` indices into ``labels``.
+
+    Raises:
+        BadInputError: Too few items for every part to hold at least one.
     """
     _check_fraction(held_fraction, "held_fraction")
+    n_held = math.ceil(held_fraction * len(labels))
+    if n_held < 2 or n_held >= len(labels):
+        raise BadInputError(
+            f"{len(labels)} item(s) are too few to hold out {held_fraction:.0%} and halve it into "
+            f"validation and test; at least {math.ceil(2 / held_fraction)} are needed"
+        )
     strat = labels if stratify else None
     idx = np.arange(len(labels))
     train, rest = train_test_split(idx, test_size=held_fraction, random_state=seed, stratify=strat)
