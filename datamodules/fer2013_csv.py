@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from litlab.datamodules.cache import cache_root, write_atomically
 
+from litlab.errors import BadInputError
+
 log = logging.getLogger(__name__)
 
 FER2013_CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
@@ -27,7 +29,7 @@ _PARSER_VERSION = 1
 _EMOTIONS = {str(i) for i in range(7)}
 
 
-class FER2013FormatError(ValueError):
+class FER2013FormatError(BadInputError):
     """A row of a FER2013 CSV that cannot be used; names the line and the fault."""
 
 
@@ -55,24 +57,69 @@ def _row_fault(fields: list[str], is_last: bool, has_usage: bool) -> str | None:
         if is_last and len(fields) < n_fields:
             return f"has {len(fields)} of {n_fields} fields: the file ends mid-row (a cut-off download?)"
         return f"has {len(fields)} comma-separated fields, expected {n_fields}"
-    emotion, pixels = fields[0].strip(), fields[1].strip()
-    if not emotion.isdigit() or not 0 <= int(emotion) < len(FER2013_CLASSES):
+    emotion, pixels = _unquote(fields[0]), _unquote(fields[1])
+    if emotion not in _EMOTIONS:
         return f"emotion {emotion!r} is not a class index 0-6"
-    if has_usage and fields[2].strip() not in USAGES:
-        return f"Usage {fields[2].strip()!r} is not one of {', '.join(USAGES)}"
+    if has_usage and _unquote(fields[2]) not in USAGES:
+        return f"Usage {_unquote(fields[2])!r} is not one of {', '.join(USAGES)}"
     return _pixels_fault(pixels, is_last)
 
 
 def _pixels_fault(pixels: str, is_last: bool) -> str | None:
     """Why a row's pixel string is unusable, or ``None`` when it holds 2,304 values 0-255."""
     tokens = pixels.split()
-    bad = next((t for t in tokens if not t.isdigit() or int(t) > 255), None)
+    bad = next((t for t in tokens if not _is_byte_value(t)), None)
     if bad is not None:
         return f"pixel value {bad!r} is not an integer 0-255"
     if len(tokens) != N_PIXELS:
         cut = " (the file ends mid-row: a cut-off download?)" if is_last else ""
         return f"has {len(tokens)} pixel values, expected {N_PIXELS} (48x48){cut}"
     return None
+
+
+def _is_byte_value(token: str) -> bool:
+    """Whether ``token`` is an integer 0-255 written with one to three ASCII digits."""
+    return token.isascii() and token.isdigit() and len(token) <= 3 and int(token) <= 255
+
+
+def _unquote(field: str) -> str:
+    """A CSV field without its surrounding blanks and double quotes (``"70 80"`` -> ``70 80``)."""
+    field = field.strip()
+    if len(field) >= 2 and field[0] == field[-1] == '"':
+        field = field[1:-1].strip()
+    return field
+
+
+def _lines(text: str) -> list[str]:
+    """The lines of a file's text, ended by LF, CRLF or CR (as editors number them)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+def _require_file(path: Path) -> None:
+    """Raise the clear error for a missing ``path`` or one that is a folder."""
+    if path.is_dir():
+        inside = sorted(p.name for p in path.glob("*.csv"))[:5]
+        hint = f" (it holds {', '.join(inside)})" if inside else ""
+        raise BadInputError(
+            f"FER2013 CSV {path} is a folder, not a file{hint}; pass the CSV file itself: "
+            "--data.csv_path /path/to/fer2013.csv"
+        )
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"FER2013 CSV not found: {path} (pass --data.csv_path /path/to/fer2013.csv)"
+        )
+
+
+def _read_text(path: Path) -> str:
+    """The file decoded as latin-1 (bytes map 1:1 to characters), without a UTF-8 BOM."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise BadInputError(
+            f"cannot read FER2013 CSV {path}: {err.strerror or err}; check that the file is "
+            "readable by you"
+        ) from err
+    return data.removeprefix(b"\xef\xbb\xbf").decode("latin-1")
 
 
 def _digits_and_spaces_only(buf: np.ndarray) -> bool:
@@ -123,11 +170,30 @@ def _parse_pixel_block(pixels: list[str], chunk: int = 4096) -> tuple[np.ndarray
     """Parse many rows' pixel strings into ``(M, 48, 48)`` uint8, vectorised in chunks.
 
     Splitting 82 million tokens in Python is what makes per-row parsers slow; here each
-    chunk of rows is one NumPy pass (chunks bound the memory of the byte buffers).
+    chunk of rows is one NumPy pass (chunks bound the memory of the byte buffers). Rows that
+    separate their values otherwise (tabs, runs of spaces, blanks at the ends) are parsed again
+    with single spaces.
 
     Returns:
         ``images (M, 48, 48)`` for the rows that passed, and ``ok (N,)`` marking which of the
         ``N`` input rows those are (the rest need the precise per-row check).
+    """
+    flat, ok = _parse_single_spaced(pixels, chunk)
+    redo = np.flatnonzero(~ok)
+    if len(redo):
+        more, more_ok = _parse_single_spaced([" ".join(pixels[i].split()) for i in redo], chunk)
+        if more_ok.any():
+            rows = np.concatenate((np.flatnonzero(ok), redo[more_ok]))
+            flat = np.concatenate((flat, more))[np.argsort(rows, kind="stable")]
+            ok[redo[more_ok]] = True
+    return flat.reshape(-1, SIDE, SIDE), ok
+
+
+def _parse_single_spaced(pixels: list[str], chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_parse_pixel_block` for rows of 2,304 values each followed by one space.
+
+    Returns:
+        ``values (M, 2304)`` uint8 for the rows that passed and ``ok (N,)`` marking them.
     """
     ok = np.array([p.count(" ") == N_PIXELS - 1 for p in pixels], bool)
     parts = []
@@ -138,7 +204,7 @@ def _parse_pixel_block(pixels: list[str], chunk: int = 4096) -> tuple[np.ndarray
         ok[rows[~sub_ok]] = False
         parts.append(values)
     flat = np.concatenate(parts) if parts else np.empty((0, N_PIXELS), np.uint8)
-    return flat.reshape(-1, SIDE, SIDE), ok
+    return flat, ok
 
 
 def parse_fer2013_csv(path: str | Path, skip_bad_rows: bool = False) -> Fer2013Arrays:
@@ -153,24 +219,26 @@ def parse_fer2013_csv(path: str | Path, skip_bad_rows: bool = False) -> Fer2013A
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        FER2013FormatError: A bad header, or a bad row when ``skip_bad_rows`` is False; the message
-            names the file, the 1-based line number and the fault.
+        FER2013FormatError: A folder instead of a file, an empty file, a bad header, no usable
+            row, or a bad row when ``skip_bad_rows`` is False; the message names the file, the
+            1-based line number and the fault.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"FER2013 CSV not found: {path} (pass --data.csv_path /path/to/fer2013.csv)"
-        )
+    _require_file(path)
     # latin-1 maps bytes 1:1 to characters, so decoding is a copy (text mode with UTF-8 took half
     # the parse time); any non-ASCII byte is then rejected by the row checks like other junk.
-    text = path.read_bytes().removeprefix(b"\xef\xbb\xbf").decode("latin-1")
-    lines = text.splitlines()
-    if not lines:
-        raise FER2013FormatError(f"{path} is empty")
-    header = [h.strip().lower() for h in lines[0].split(",")]
-    if header[:2] != ["emotion", "pixels"] or header[2:] not in ([], ["usage"]):
+    text = _read_text(path)
+    if not text.strip():
         raise FER2013FormatError(
-            f"{path} line 1: header {lines[0]!r} is not 'emotion,pixels,Usage' (Kaggle FER2013 CSV)"
+            f"{path} is empty; expected the Kaggle FER2013 CSV (header emotion,pixels,Usage)"
+        )
+    lines = _lines(text)
+    header = [_unquote(h).lower() for h in lines[0].split(",")]
+    if header[:2] != ["emotion", "pixels"] or header[2:] not in ([], ["usage"]):
+        shown = lines[0] if len(lines[0]) <= 80 else lines[0][:77] + "..."
+        raise FER2013FormatError(
+            f"{path} line 1: header {shown!r} is not 'emotion,pixels,Usage' (Kaggle FER2013 "
+            "CSV); pass the FER2013 CSV, or fix its first line"
         )
     has_usage = len(header) == 3
     n_commas = 2 if has_usage else 1
@@ -184,11 +252,11 @@ def parse_fer2013_csv(path: str | Path, skip_bad_rows: bool = False) -> Fer2013A
             continue
         a = line.find(",")
         b = line.rfind(",") if has_usage else len(line)
-        e, u = line[:a].strip(), line[b + 1 :].strip() if has_usage else "Training"
+        e, u = _unquote(line[:a]), _unquote(line[b + 1 :]) if has_usage else "Training"
         if e in _EMOTIONS and u in USAGES:
             shape_ok[i] = True
             emotion.append(int(e))
-            pixels.append(line[a + 1 : b].strip())
+            pixels.append(_unquote(line[a + 1 : b]))
             usage.append(u)
     images, pix_ok = _parse_pixel_block(pixels)
     good = np.flatnonzero(shape_ok)[pix_ok]
@@ -213,6 +281,14 @@ def parse_fer2013_csv(path: str | Path, skip_bad_rows: bool = False) -> Fer2013A
             first,
             " ..." if len(faults) > 3 else "",
         )
+    if not len(good):
+        raise FER2013FormatError(
+            f"{path} has no usable rows: every one of its {len(rows)} rows is bad (first: "
+            f"line {faults[0][0]}: {faults[0][1]}); fix the file"
+            if faults
+            else f"{path} has a header but no data rows; add rows "
+            "(emotion,pixels,Usage: a class index 0-6, 2304 gray values, the split)"
+        )
     return Fer2013Arrays(
         images=images,
         labels=np.asarray(emotion, np.int64)[pix_ok],
@@ -236,17 +312,17 @@ def load_fer2013_cached(
     (well under a second). Editing the CSV invalidates the cache.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"FER2013 CSV not found: {path} (pass --data.csv_path /path/to/fer2013.csv)"
-        )
+    _require_file(path)
     cache_dir = cache_dir or cache_root() / "fer2013"
     cached = cache_dir / f"{path.stem}-{_cache_key(path, skip_bad_rows)}.npz"
     if cached.is_file():
-        with np.load(cached) as z:
-            return Fer2013Arrays(
-                z["images"], z["labels"], z["usage"].astype(str), int(z["skipped"])
-            )
+        try:
+            with np.load(cached) as z:
+                return Fer2013Arrays(
+                    z["images"], z["labels"], z["usage"].astype(str), int(z["skipped"])
+                )
+        except (OSError, ValueError, KeyError, EOFError) as err:
+            log.warning("ignoring unreadable cache %s (%s); parsing %s again", cached, err, path)
     arrays = parse_fer2013_csv(path, skip_bad_rows)
     write_atomically(cached, lambda tmp: np.savez(
         tmp, images=arrays.images, labels=arrays.labels, usage=arrays.usage, skipped=arrays.skipped
