@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -54,15 +57,18 @@ def test_rows_carry_counts_spacing_and_millilitres(tmp_path: Path) -> None:
     )
 
 
-def _volumes(root: Path, n: int = 6, size: int = 32, depth: int = 4) -> dict[str, float]:
-    """``n`` NIfTI volumes, each with a liver block and its own in-plane spacing (mm)."""
+def _volumes(
+    root: Path, n: int = 6, size: int = 32, depth: int = 4, first_liver: int = 1
+) -> dict[str, float]:
+    """``n`` NIfTI volumes, each with a liver block from slice ``first_liver`` on and its own
+    in-plane spacing (mm)."""
     rng = np.random.default_rng(0)
     spacing = {}
     for i in range(n):
         mm = 0.6 + 0.1 * i
         hu = rng.normal(-50, 30, (size, size, depth)).astype(np.int16)
         seg = np.zeros((size, size, depth), np.uint8)
-        seg[6 + i : 20 + i, 8:24, 1:] = 1  # the first slice has no liver
+        seg[6 + i : 20 + i, 8:24, first_liver:] = 1
         hu[seg == 1] = 120
         affine = np.diag([mm, mm, 2.5, 1.0])
         nib.save(nib.Nifti1Image(hu, affine), root / f"volume-{i}.nii.gz")
@@ -125,3 +131,51 @@ def test_fit_writes_per_volume_csv_that_matches_the_kept_model(tmp_path: Path, m
     assert "test/dice_global" in cli.test_results
     overlays = sorted(p.name.split("-")[0] for p in (run / "images").glob("*overlay*"))
     assert overlays == ["test_overlay", "val_overlay"]
+
+
+def _liver_args(root: Path, out: Path) -> list[str]:
+    return [
+        "--config", "liver-deeplabv3plus", f"--data.root={root}", "--data.image_size=32",
+        "--data.split_fractions=[0.43,0.14,0.43]", "--data.num_workers=0", "--data.batch_size=2",
+        "--model.arch=Unet", "--model.encoder_name=tu-resnet10t", "--model.num_overlays=0",
+        "--trainer.accelerator=cpu", "--wandb_mode=disabled", f"--output_dir={out}",
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_two_process_ddp_scores_each_volume_as_one_process(tmp_path: Path) -> None:
+    """3 test volumes of 5 slices: 15 slices, so the DistributedSampler repeats one on rank 1.
+    The liver voxels of each volume (truth, whatever the model predicts) must each count once."""
+    root = tmp_path / "lits"
+    root.mkdir()
+    _volumes(root, n=7, depth=5, first_liver=0)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    args = [*_liver_args(root, tmp_path / "runs"), "--trainer.max_epochs=1",
+            "--trainer.devices=2", "--trainer.strategy=ddp"]  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "litlab.cli", "fit", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = (tmp_path / "runs" / "liver-deeplabv3plus").iterdir()
+    ddp = {r["volume"]: r for r in csv.DictReader((run / PER_VOLUME_FILE).open())}
+    assert len(ddp) == 3 and {r["slices"] for r in ddp.values()} == {"5"}
+    for name, row in ddp.items():
+        i = int(name.split("-")[1])
+        assert int(row["liver_tp"]) + int(row["liver_fn"]) == 14 * 16 * 5, (name, i)
+    single = run_cli(
+        ["test", *_liver_args(root, tmp_path / "single"),
+         f"--ckpt_path={run / 'checkpoints' / 'best.ckpt'}"]
+    )  # fmt: skip
+    one = {
+        r["volume"]: r
+        for r in csv.DictReader((Path(single.trainer.default_root_dir) / PER_VOLUME_FILE).open())
+    }
+    assert one.keys() == ddp.keys()
+    for name in one:
+        assert float(ddp[name]["liver_dice"]) == pytest.approx(
+            float(one[name]["liver_dice"]), abs=2e-3
+        )
