@@ -101,6 +101,11 @@ def build(runs_root: Path, check_data: bool = True) -> Report:
             "(data.split=subject, `litlab cv`); validation carved from the training subjects",
         ],
     )
+    report.notes.append(
+        "Difference hashes of aligned, equalised 48-px faces also match between different people "
+        "(the subject folds, which share no subject, still count near-duplicates), so the shared "
+        "subject counts are the leakage measure; the hash counts compare the two protocols."
+    )
     for preset, setting in PRESETS.items():
         run = _random_run(runs_root, preset)
         if run is not None:
