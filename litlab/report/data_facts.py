@@ -38,6 +38,7 @@ def build_datamodule(config: dict[str, Any]) -> Any:
 
     Raises:
         ValueError: The config names no DataModule, or it cannot be imported.
+        TypeError: The config's arguments no longer fit the DataModule.
         FileNotFoundError: The run's data is not on this machine.
     """
     data = config.get("data") or {}
@@ -104,7 +105,8 @@ def data_facts(datamodule: Any, pixels: bool = True) -> dict[str, Any]:
         pixels: Count exact and near duplicates (off for data where pixels repeat by nature,
             such as empty CT slices).
     """
-    train = getattr(datamodule, "gallery_set", None) or datamodule.train_set
+    gallery = getattr(datamodule, "gallery_set", None)  # training images without copies
+    train = gallery if gallery is not None else datamodule.train_set
     parts = {"train": train, "val": datamodule.val_set, "test": datamodule.test_set}
     facts: dict[str, Any] = {
         "sizes": {name: len(ds) if ds is not None else 0 for name, ds in parts.items()},
@@ -139,6 +141,6 @@ def run_data_facts(config: dict[str, Any], pixels: bool = True) -> dict[str, Any
     when it cannot be built here (data missing, unknown class)."""
     try:
         return data_facts(build_datamodule(config), pixels)
-    except (FileNotFoundError, ValueError, ImportError, KeyError) as err:
+    except (FileNotFoundError, ValueError, ImportError, KeyError, TypeError) as err:
         log.warning("cannot rebuild the run's data to count leakage: %s", err)
         return {"error": str(err)}
