@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from litlab.datamodules.arrays import ArrayDataset, ImageArrays
 from litlab.datamodules.augment import classification_transforms
+from litlab.datamodules.batch_augment import BatchPaperAugmentation
 from litlab.datamodules.folders import resize_image
 from litlab.datamodules.predict_inputs import DecodedInputs, PredictItems, read_images_or_csv
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -131,8 +132,28 @@ class LitlabDataModule(pl.LightningDataModule):
         raise NotImplementedError(f"{type(self).__name__} does not say how to split its data")
 
     def transforms(self) -> tuple[Any, Any]:
-        """``(train, eval)`` transforms of the default :meth:`datasets`."""
+        """``(train, eval)`` transforms of the default :meth:`datasets`.
+
+        With ``augment_on="batch"`` the loaders serve uint8 and :meth:`on_after_batch_transfer`
+        augments and normalises whole batches on their device.
+        """
+        if self.hparams.get("augment_on", "sample") == "batch":
+            return None, None
         return classification_transforms(self.in_chans, bool(self.hparams.get("augment", False)))
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """``augment_on="batch"``: the paper's augmentation (training) and ``[-1, 1]`` scaling
+        of a uint8 ``(B, C, H, W)`` batch on its device; other batches pass unchanged."""
+        if self.hparams.get("augment_on", "sample") != "batch":
+            return batch
+        images, *rest = batch
+        if images.dtype != torch.uint8:
+            return batch
+        trainer = getattr(self, "trainer", None)
+        if self.hparams.get("augment", False) and trainer is not None and trainer.training:
+            images, _ = BatchPaperAugmentation()(images)
+        images = images.float().div_(127.5).sub_(1.0)  # = ToDtype(scale=True), Normalize(0.5, 0.5)
+        return type(batch)([images, *rest]) if isinstance(batch, tuple | list) else batch
 
     def datasets(self, data: ImageArrays, parts: Parts) -> tuple[Dataset, Dataset, Dataset]:
         """The train / val / test datasets: uint8 images and labels with the classification

@@ -22,6 +22,7 @@ from litlab.errors import BadInputError
 log = logging.getLogger(__name__)
 
 SPLITS: tuple[str, ...] = ("usage", "random")
+AUGMENT_ON: tuple[str, ...] = ("sample", "batch")
 
 
 class FER2013DataModule(LitlabDataModule):
@@ -32,6 +33,9 @@ class FER2013DataModule(LitlabDataModule):
         split: ``"usage"`` (Training / PublicTest / PrivateTest as train / val / test) or
             ``"random"`` (the paper's seeded, stratified 80/10/10 resplit of all rows).
         augment: The paper's augmentation on the training split.
+        augment_on: ``"sample"``: per image in the DataLoader workers (torchvision v2, the
+            paper's path); ``"batch"``: the loaders move uint8 and the same augmentation runs
+            on whole batches on their device after transfer (GPU-friendly).
         skip_bad_rows: Skip unusable CSV rows (counted in the log) instead of raising.
         synthetic_rows: Rows in the embedded dataset (ignored with ``csv_path``).
         batch_size: Images per batch per process.
@@ -50,6 +54,7 @@ class FER2013DataModule(LitlabDataModule):
         csv_path: str | None = None,
         split: str = "usage",
         augment: bool = True,
+        augment_on: str = "sample",
         skip_bad_rows: bool = False,
         synthetic_rows: int = 3500,
         batch_size: int = 64,
@@ -58,6 +63,11 @@ class FER2013DataModule(LitlabDataModule):
         super().__init__(batch_size=batch_size, **loader)
         if split not in SPLITS:
             raise ValueError(f"split must be 'usage' or 'random', got {split!r}")
+        if augment_on not in AUGMENT_ON:
+            raise ValueError(
+                f"augment_on must be 'sample' or 'batch', got {augment_on!r} "
+                "(--data.augment_on=sample|batch)"
+            )
 
     def data_path(self) -> Path:
         """``csv_path``, or the embedded CSV (generated on first use)."""
