@@ -33,7 +33,10 @@ import cv2
 import nibabel as nib
 import numpy as np
 from litlab.datamodules.liver_sources import LiverSource
+from litlab.datamodules.nifti_checks import check_affine, check_labels, check_resampling
 from tqdm.auto import tqdm
+
+from litlab.errors import BadInputError
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +73,7 @@ def window_to_unit(hu: np.ndarray, window: Sequence[float]) -> np.ndarray:
     """Clip Hounsfield units to ``window = (low, high)`` and scale to [0, 1] (float32)."""
     low, high = float(window[0]), float(window[1])
     if not high > low:
-        raise ValueError(f"hu_window must be (low, high) with low < high, got {tuple(window)}")
+        raise BadInputError(f"hu_window must be (low, high) with low < high, got {tuple(window)}")
     return np.clip((np.asarray(hu, dtype=np.float32) - low) / (high - low), 0.0, 1.0)
 
 
@@ -131,15 +134,15 @@ def _read_png(path: Path, what: str, partner: Path | None) -> np.ndarray:
     try:
         data = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     except (OSError, cv2.error) as err:
-        raise ValueError(f"cannot read {what} {path}: {err}") from err
+        raise BadInputError(f"cannot read {what} {path}: {err}") from err
     if data is None:
-        raise ValueError(
+        raise BadInputError(
             f"cannot read {what} {path}: not a readable PNG (corrupt, truncated or another "
             f"format); re-export it as PNG or remove it"
             + (f" together with {partner}" if partner else "")
         )
     if data.dtype != np.uint8:
-        raise ValueError(
+        raise BadInputError(
             f"{what} {path} is a {data.dtype} PNG; slice folders hold 8-bit display-windowed "
             "slices — convert it to 8-bit, or load the CT volumes as NIfTI to apply an HU window"
         )
@@ -150,7 +153,7 @@ def _read_png(path: Path, what: str, partner: Path | None) -> np.ndarray:
         elif what == "image":
             data = cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY)
         else:
-            raise ValueError(
+            raise BadInputError(
                 f"mask {path} is a colour image with differing channels; save it as a "
                 "single-channel PNG with 0 = background and 255 (or 1) = liver"
             )
@@ -162,7 +165,7 @@ def _png_labels(mask: np.ndarray, path: Path) -> np.ndarray:
     if (labels == 255).any():
         bad = sorted(int(v) for v in np.unique(mask[labels == 255]))
         shown = ", ".join(map(str, bad[:8])) + (", ..." if len(bad) > 8 else "")
-        raise ValueError(
+        raise BadInputError(
             f"mask {path} holds value(s) {shown} outside the classes; slice-folder masks use "
             "0 = background and 255 (or 1) = liver (2 = tumour). Save masks as lossless PNG "
             "with only those values (JPEG or anti-aliased masks have in-between values)"
@@ -177,7 +180,7 @@ _NO_SPACING = (float("nan"),) * 3
 
 def _decode_png(src: LiverSource, size: int, spacing: float | None) -> _Decoded:
     if spacing is not None:
-        raise ValueError(
+        raise BadInputError(
             f"data.spacing={spacing} resamples to a common pixel spacing, but {src.image} is a "
             "PNG slice, which records no spacing; drop data.spacing, or load NIfTI volumes only "
             "(data.layout=nifti)"
@@ -185,7 +188,7 @@ def _decode_png(src: LiverSource, size: int, spacing: float | None) -> _Decoded:
     mask = _read_png(src.mask, "mask", src.image)
     image = _read_png(src.image, "image", src.mask)
     if image.shape != mask.shape:
-        raise ValueError(
+        raise BadInputError(
             f"image {src.image} is {image.shape[1]}x{image.shape[0]} but its mask {src.mask} "
             f"is {mask.shape[1]}x{mask.shape[0]}; the mask must have the image's size"
         )
@@ -198,15 +201,17 @@ def _load_nifti(path: Path, what: str) -> nib.Nifti1Image:
     try:
         img = nib.load(path)
     except Exception as err:  # nibabel raises many types for a damaged header
-        raise ValueError(
+        raise BadInputError(
             f"cannot read {what} {path}: {err}; the file is not a readable NIfTI image — "
             "re-export it or remove the volume/segmentation pair"
         ) from err
     if len(img.shape) != 3:
-        raise ValueError(
+        raise BadInputError(
             f"{what} {path} has shape {img.shape}; expected a 3-D CT volume (x, y, z) — "
             "split 4-D series into one file per volume"
         )
+    if what == "volume":
+        check_affine(img, path)
     return img
 
 
@@ -214,26 +219,10 @@ def _read_slab(img: nib.Nifti1Image, index: tuple, path: Path, what: str) -> np.
     try:
         return np.asarray(img.dataobj[index])
     except Exception as err:  # truncated gzip: EOFError, zlib.error, OSError...
-        raise ValueError(
+        raise BadInputError(
             f"cannot read the voxels of {what} {path}: {err}; the file is truncated or "
             "corrupt — re-download or re-export it"
         ) from err
-
-
-def _check_labels(labels: np.ndarray, path: Path) -> np.ndarray:
-    if labels.dtype.kind == "f" and not np.array_equal(labels, np.rint(labels)):
-        raise ValueError(
-            f"segmentation {path} holds non-integer labels; expected 0 background, 1 liver, "
-            "2 tumour (LiTS) — save it with an integer label type"
-        )
-    low, high = labels.min(), labels.max()
-    if low < 0 or high > 2:
-        bad = sorted({int(v) for v in np.unique(labels) if v < 0 or v > 2})
-        raise ValueError(
-            f"segmentation {path} holds label(s) {bad} outside the classes; expected "
-            "0 background, 1 liver, 2 tumour (LiTS) — remap other labels before loading"
-        )
-    return labels.astype(np.uint8)
 
 
 def _display_spacing(
@@ -265,7 +254,7 @@ def _decode_nifti(
     volume = _load_nifti(src.image, "volume")
     segmentation = _load_nifti(src.mask, "segmentation")
     if volume.shape != segmentation.shape:
-        raise ValueError(
+        raise BadInputError(
             f"volume {src.image} has shape {volume.shape} but segmentation {src.mask} has "
             f"{segmentation.shape}; the segmentation must be on the volume's voxel grid"
         )
@@ -277,6 +266,8 @@ def _decode_nifti(
         )
     ornt, axial = _display_ornt(volume.affine)
     row_mm, col_mm, thickness = _display_spacing(volume.affine, ornt, axial)
+    if spacing is not None:
+        check_resampling(src.image, volume.shape, axial, max(row_mm, col_mm), spacing)
     images, masks, names, spacings = [], [], [], []
     depth = volume.shape[axial]
     for start in range(0, depth, _SLAB):
@@ -286,7 +277,7 @@ def _decode_nifti(
         )
         hu = _to_display(_read_slab(volume, index, src.image, "volume").astype(np.float32), ornt)
         labels = _to_display(
-            _check_labels(_read_slab(segmentation, index, src.mask, "segmentation"), src.mask),
+            check_labels(_read_slab(segmentation, index, src.mask, "segmentation"), src.mask),
             ornt,
         )
         for offset in range(hu.shape[0]):
@@ -322,11 +313,11 @@ def decode_sources(
         workers: Decoding threads (default: up to 8).
 
     Raises:
-        ValueError: A file cannot be decoded, ``spacing`` is given with PNG slices, or no mask
+        BadInputError: A file cannot be decoded, ``spacing`` is given with PNG slices, or no mask
             holds liver.
     """
     if spacing is not None and not spacing > 0:
-        raise ValueError(f"spacing must be a positive number of millimetres, got {spacing}")
+        raise BadInputError(f"spacing must be a positive number of millimetres, got {spacing}")
     workers = workers or min(8, os.cpu_count() or 1)
 
     def decode(src: LiverSource) -> _Decoded:
@@ -353,7 +344,7 @@ def decode_sources(
             patients += [src.patient] * len(nms)
     foreground = np.array([m.any() for m in masks], dtype=bool)
     if not foreground.any():
-        raise ValueError(
+        raise BadInputError(
             f"no mask of the {len(sources)} file(s) under {sources[0].image.parent} holds liver "
             "(every label is 0); check that the masks belong to the images and use 1 or 255 "
             "for liver"

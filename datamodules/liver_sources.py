@@ -27,6 +27,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from litlab.errors import BadInputError
+
 #: Patient = the file stem before an optional ``_slice``/``-slice`` and the trailing number.
 DEFAULT_PATIENT_REGEX = r"(?P<patient>.+?)(?:[_ -]?slice)?[_ -]?(?<!\d)\d+"
 LAYOUTS = ("auto", "slices", "nifti")
@@ -52,11 +54,11 @@ def discover_sources(
 
     Raises:
         FileNotFoundError: ``root`` is missing or holds no data of the layout.
-        ValueError: an image without mask (or the reverse), duplicate volume ids, a file name
+        BadInputError: an image without mask (or the reverse), duplicate volume ids, a file name
             the patient regex cannot read.
     """
     if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        raise BadInputError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     root = Path(root).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(
@@ -89,18 +91,18 @@ def _nifti_sources(root: Path) -> list[LiverSource]:
             if match:
                 key = match["id"]
                 if key in found:
-                    raise ValueError(
+                    raise BadInputError(
                         f"two files for id {key!r}: {found[key]} and {path}; keep one "
                         "(volume ids must be unique under the root)"
                     )
                 found[key] = path
     for key in sorted(volumes.keys() - segmentations.keys()):
-        raise ValueError(
+        raise BadInputError(
             f"volume {volumes[key]} has no segmentation-{key}.nii[.gz]; add the segmentation "
             "or move the volume out of the data root"
         )
     for key in sorted(segmentations.keys() - volumes.keys()):
-        raise ValueError(
+        raise BadInputError(
             f"segmentation {segmentations[key]} has no volume-{key}.nii[.gz]; add the volume "
             "or move the segmentation out of the data root"
         )
@@ -114,7 +116,7 @@ def _png_sources(root: Path, patient_regex: str) -> list[LiverSource]:
     try:
         pattern = re.compile(patient_regex)
     except re.error as err:
-        raise ValueError(f"patient_regex {patient_regex!r} is not a valid regex: {err}") from err
+        raise BadInputError(f"patient_regex {patient_regex!r} is not a valid regex: {err}") from err
     folders = []
     for candidate in sorted([root, *(p for p in root.rglob("*") if p.is_dir())]):
         images, masks = candidate / "images", candidate / "masks"
@@ -122,7 +124,7 @@ def _png_sources(root: Path, patient_regex: str) -> list[LiverSource]:
             folders.append(candidate)
         elif images.is_dir() != masks.is_dir() and _pngs(images if images.is_dir() else masks):
             present, absent = (images, masks) if images.is_dir() else (masks, images)
-            raise ValueError(
+            raise BadInputError(
                 f"{present} has no sibling {absent.name}/ folder; slice folders need both "
                 f"images/ and masks/ (same file names) — add {absent}"
             )
@@ -148,7 +150,7 @@ def _pair_pngs(folder: Path, patient: str | None, pattern: re.Pattern) -> list[L
     ):
         if names:
             more = f" (and {len(names) - 1} more)" if len(names) > 1 else ""
-            raise ValueError(
+            raise BadInputError(
                 f"{have} {folder / (have + 's') / names[0]}{more} has no {what} "
                 f"{folder / lack / names[0]}; add the {what} with the same file name or remove "
                 f"the {have}"
@@ -172,7 +174,7 @@ def _patient_from_name(path: Path, pattern: re.Pattern) -> str:
     if match:
         patient = match.groupdict().get("patient") or (match.group(1) if match.re.groups else None)
     if not patient:
-        raise ValueError(
+        raise BadInputError(
             f"cannot tell the patient of {path}: patient_regex {pattern.pattern!r} does not "
             "find one in its name. Name slices '<patient>_slice<N>.png', put each patient in "
             "'<patient>/images' + '<patient>/masks', or pass patient_regex with a named group "
