@@ -60,10 +60,17 @@ def _row_fault(fields: list[str], is_last: bool, has_usage: bool) -> str | None:
         return f"has {len(fields)} comma-separated fields, expected {n_fields}"
     emotion, pixels = _unquote(fields[0]), _unquote(fields[1])
     if emotion not in _EMOTIONS:
-        return f"emotion {emotion!r} is not a class index 0-6"
+        return f"emotion {_shown(emotion)} is not a class index 0-6"
     if has_usage and _unquote(fields[2]) not in USAGES:
-        return f"Usage {_unquote(fields[2])!r} is not one of {', '.join(USAGES)}"
+        return f"Usage {_shown(_unquote(fields[2]))} is not one of {', '.join(USAGES)}"
     return _pixels_fault(pixels, is_last)
+
+
+def _shown(value: str, limit: int = 40) -> str:
+    """``repr(value)``, cut to ``limit`` characters (a merged row can put pixels in a field)."""
+    return (
+        repr(value) if len(value) <= limit else repr(value[:limit]) + f" ... ({len(value)} chars)"
+    )
 
 
 def _pixels_fault(pixels: str, is_last: bool) -> str | None:
@@ -71,7 +78,7 @@ def _pixels_fault(pixels: str, is_last: bool) -> str | None:
     tokens = pixels.split()
     bad = next((t for t in tokens if not _is_byte_value(t)), None)
     if bad is not None:
-        return f"pixel value {bad!r} is not an integer 0-255"
+        return f"pixel value {_shown(bad)} is not an integer 0-255"
     if len(tokens) != N_PIXELS:
         cut = " (the file ends mid-row: a cut-off download?)" if is_last else ""
         return f"has {len(tokens)} pixel values, expected {N_PIXELS} (48x48){cut}"
