@@ -22,10 +22,18 @@ from pathlib import Path
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from litlab.datamodules.base import cache_root
-from litlab.datamodules.fer2013 import FER2013DataModule, load_fer2013_cached, parse_fer2013_csv
+from litlab.datamodules.cache import cache_root
+from litlab.datamodules.fer2013 import FER2013DataModule
+from litlab.datamodules.fer2013_csv import load_fer2013_cached, parse_fer2013_csv
 from litlab.datamodules.synthetic.fer2013 import write_fer2013_csv
 from litlab.lightning_modules.classification import ClassificationModule
+
+from benchmarks.speed import (
+    augmentation_rate,
+    byte_scan_floor,
+    command_latency,
+    fer2013_epoch_seconds,
+)
 
 FULL_ROWS = 35_887
 
@@ -60,9 +68,12 @@ def bench_csv(rows: int, repeat: int) -> dict:
         f.unlink()
     first_s, _ = _timed(lambda: load_fer2013_cached(path, cache_dir=cache_dir))
     reload_s, _ = _timed(lambda: load_fer2013_cached(path, cache_dir=cache_dir), repeat)
+    floor_s = min(byte_scan_floor(path) for _ in range(repeat))
     return {
         "rows": rows,
         "csv_mb": round(path.stat().st_size / 2**20, 1),
+        "byte_scan_floor_s": round(floor_s, 3),
+        "litlab_over_floor": round(litlab_s / floor_s, 2),
         "litlab_parse_s": round(litlab_s, 3),
         "pandas_per_row_s": round(pandas_s, 3),
         "speedup_vs_pandas": round(pandas_s / litlab_s, 2),
@@ -213,6 +224,17 @@ def main() -> None:
     print(f"== FER2013 CSV parsing ({rows} rows)", flush=True)
     results["csv"] = bench_csv(rows, repeat=1 if args.quick else 2)
     print(json.dumps(results["csv"], indent=2), flush=True)
+    print("== command latency (s, fresh process)", flush=True)
+    results["latency"] = command_latency(None, repeat=1 if args.quick else 3)
+    print(json.dumps(results["latency"], indent=2), flush=True)
+    print("== augmentation images/s per core: per-sample vs batched", flush=True)
+    results["augmentation"] = augmentation_rate(batches=5 if args.quick else 20)
+    print(json.dumps(results["augmentation"], indent=2), flush=True)
+    print("== FER2013 preset, one CPU epoch: augment_on=sample vs batch", flush=True)
+    results["fer2013_epoch"] = fer2013_epoch_seconds(
+        300 if args.quick else 3500, ["--model.backbone=resnet18"] if args.quick else []
+    )
+    print(json.dumps(results["fer2013_epoch"], indent=2), flush=True)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     results["throughput"] = []
     for device in devices:
