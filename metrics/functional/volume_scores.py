@@ -62,9 +62,7 @@ def slice_counts(preds: torch.Tensor, target: torch.Tensor, num_classes: int) ->
     out = []
     for p, t in pairs:
         tp = (p & t).sum(dim=(-2, -1))
-        fp = (p & ~t).sum(dim=(-2, -1))
-        fn = (~p & t).sum(dim=(-2, -1))
-        out.append(torch.stack([tp, fp, fn], dim=-1))
+        out.append(torch.stack([tp, p.sum(dim=(-2, -1)) - tp, t.sum(dim=(-2, -1)) - tp], dim=-1))
     return torch.stack(out, dim=1).long()
 
 
