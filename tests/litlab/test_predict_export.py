@@ -187,4 +187,7 @@ def test_export_of_something_else_is_a_clear_error(tmp_path, capsys) -> None:
     junk = tmp_path / "junk.ckpt"
     junk.write_bytes(b"not a checkpoint")
     assert export.main([f"--ckpt_path={junk}"]) == 2
-    assert f"cannot read checkpoint {junk}" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("litlab export: error:") and str(junk) in err and "Traceback" not in err
+    assert export.main([f"--ckpt_path={tmp_path / 'none.ckpt'}"]) == 2
+    assert "does not exist; pass --ckpt_path" in capsys.readouterr().err
