@@ -242,19 +242,24 @@ def read_result(run_dir: Path) -> dict[str, Any] | None:
         return None
 
 
-def gpu_slots(gpus: str, per_slot: int) -> list[str]:
+def gpu_slots(gpus: str, per_slot: int, option: str = "--gpus-per-trial") -> list[str]:
     """``gpu_slots("0,1,2,3", 2) -> ["0,1", "2,3"]``: the GPU set of each concurrent run.
+
+    Args:
+        gpus: Comma-separated GPU ids.
+        per_slot: GPUs per run.
+        option: How the caller's command spells ``per_slot``, for the error message.
 
     Raises:
         ValueError: ``per_slot`` is not positive or does not divide the number of GPUs.
     """
     ids = [g.strip() for g in gpus.split(",") if g.strip()]
     if per_slot < 1:
-        raise ValueError(f"--gpus-per-trial must be >= 1, got {per_slot}")
+        raise ValueError(f"{option} must be >= 1, got {per_slot}")
     if not ids or len(ids) % per_slot:
         raise ValueError(
-            f"--gpus {gpus!r} holds {len(ids)} GPU(s), not a multiple of --gpus-per-trial "
-            f"{per_slot}: list a multiple of {per_slot} ids, or change --gpus-per-trial"
+            f"--gpus {gpus!r} holds {len(ids)} GPU(s), not a multiple of {option} "
+            f"{per_slot}: list a multiple of {per_slot} ids, or change {option}"
         )
     return [",".join(ids[i : i + per_slot]) for i in range(0, len(ids), per_slot)]
 
