@@ -83,7 +83,7 @@ train-faceexpr: $(STAMP) ## FaceNet triplet embeddings, kNN-evaluated (embedded 
 
 train-autism: $(STAMP) ## Both autism arms, raw then segment-then-classify, and their Table 1 (DATA=Kaggle folder)
 	$(BIN)/litlab fit --config autism-resnet50 $(if $(DATA),--data.root=$(DATA)) $(EXTRA)
-	$(BIN)/litlab fit --config autism-seg-resnet50 $(if $(DATA),--data.root=$(DATA)) $(EXTRA)
+	$(BIN)/litlab workflow segment-then-classify $(if $(DATA),--data.root=$(DATA)) $(EXTRA)
 	$(BIN)/litlab report autism
 	$(BIN)/python -m litlab.expect train-autism
 

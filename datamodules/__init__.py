@@ -7,7 +7,7 @@ The DataModules (``fer2013``, ``ckplus``, ``face_expression``, ``autism``, ``fac
 generated stand-in datasets, drawn by :mod:`~.synthetic`), :mod:`~.folders`, :mod:`~.arrays`,
 :mod:`~.augment`, :mod:`~.face_preprocessing` and the dataset readers (``fer2013_csv``,
 ``liver_sources`` / ``liver_decode`` / ``liver_cache``, ``pseudo_masks``, ``face_masks``,
-``doubling``, ``samplers``). Nothing here knows a model, except that the segment-then-classify
-arm (``autism.AutismSegmentedDataModule``) runs the nested segmenter chain, due to become a
-workflow of runs.
+``doubling``, ``samplers``). Nothing here knows a model: the segment-then-classify arm
+(``autism.AutismSegmentedDataModule``) serves the background-removed copy (``autism_copy``) that
+the ``litlab workflow segment-then-classify`` runs write.
 """

@@ -14,116 +14,38 @@ set). Two splits:
     ``val_fraction`` of the 70 % is held out for checkpoint selection (0 reproduces the paper,
     which selected on its 30 %, and warns).
 
-:class:`AutismSegmentedDataModule` is the segment-then-classify arm: in ``prepare_data`` it builds
-(or finds cached) a background-removed copy of the dataset in the same layout, through
-:class:`litlab.lightning_modules.pipeline.SegmentationChain` (pseudo-masks -> DeepLabV3+ segmenter ->
-predicted masks -> copy), and then serves that copy exactly as :class:`AutismDataModule` serves
-the raw one, with the same split and seed, so the two arms differ only in the background.
+:class:`AutismSegmentedDataModule` is the segment-then-classify arm: it serves the
+background-removed copy of the dataset (same layout) that ``litlab workflow
+segment-then-classify`` writes after fitting a DeepLabV3+ face segmenter, exactly as
+:class:`AutismDataModule` serves the raw one, with the same split and seed, so the two arms differ
+only in the background. The workflow, not this module, runs the segmenter.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from litlab.datamodules.autism_copy import MANIFEST, SegmentedCopy, read_segmented_copy
+from litlab.datamodules.autism_layout import AutismLayout, autism_data_path, index_autism_layout
 from litlab.datamodules.base import LitlabDataModule, Parts
 from litlab.datamodules.cache import cache_root
-from litlab.datamodules.embedded import embedded_autism_folder
 from litlab.datamodules.face_masks import BACKGROUND_MODES
-from litlab.datamodules.folders import FolderIndex, index_class_folders, load_images
+from litlab.datamodules.folders import load_images
 from litlab.datamodules.identity import count_near_duplicates, dhash
 from litlab.datamodules.splits import stratified_train_val_test
 from litlab.datamodules.synthetic.autism import AUTISM_CLASSES, KAGGLE_SPLITS
 from torch.utils.data import Dataset
 
 if TYPE_CHECKING:
-    from litlab.lightning_modules.pipeline import SegmentationChain
+    from litlab.datamodules.predict_inputs import PredictItems
 
 log = logging.getLogger(__name__)
 
 SPLITS: tuple[str, ...] = ("kaggle", "paper")
-# AutismSegmentedDataModule options handed to the chain as they are, and those it takes without
-# their "segmenter_" prefix.
-_CHAIN_OPTIONS = ("background", "blur_sigma", "mask_root", "box_method", "grabcut_iterations",
-                  "grabcut_size", "segmenter_checkpoint")  # fmt: skip
-_SEGMENTER_OPTIONS = {"arch": "arch", "encoder_name": "encoder", "loss": "loss", "lr": "lr",
-                      "max_epochs": "max_epochs", "batch_size": "batch_size"}  # fmt: skip
-
-
-@dataclass(frozen=True)
-class AutismLayout:
-    """The indexed Kaggle layout: one :class:`FolderIndex` per split folder.
-
-    Attributes:
-        root: The dataset folder.
-        splits: ``{"train": ..., "valid": ..., "test": ...}``, classes in :data:`AUTISM_CLASSES` order.
-    """
-
-    root: Path
-    splits: dict[str, FolderIndex]
-
-    def split(self, name: str) -> FolderIndex:
-        """The index of one split folder."""
-        if name not in self.splits:
-            raise ValueError(f"unknown split {name!r}; the layout has {list(self.splits)}")
-        return self.splits[name]
-
-    def pooled(self) -> tuple[list[Path], np.ndarray, np.ndarray]:
-        """``(paths, labels (N,), split name of each (N,))`` over every split, in split order."""
-        paths: list[Path] = []
-        labels, names = [], []
-        for name, index in self.splits.items():
-            paths += index.paths
-            labels.append(index.labels)
-            names.append(np.full(len(index), name))
-        return paths, np.concatenate(labels), np.concatenate(names)
-
-    def fingerprint(self) -> str:
-        """A hash of every file's path, size and modification time (cache keys use it)."""
-        digest = hashlib.sha256(str(self.root.resolve()).encode())
-        for path in self.pooled()[0]:
-            st = os.stat(path)
-            digest.update(f"|{path.relative_to(self.root)}|{st.st_mtime_ns}|{st.st_size}".encode())
-        return digest.hexdigest()[:16]
-
-
-def index_autism_layout(root: str | Path) -> AutismLayout:
-    """Index ``root/{train,valid,test}/{autistic,non_autistic}/*``.
-
-    Raises:
-        FileNotFoundError: ``root`` or a split/class folder is missing (the message shows the
-            expected layout).
-    """
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise FileNotFoundError(f"autism data folder {root} does not exist")
-    missing = [s for s in KAGGLE_SPLITS if not (root / s).is_dir()]
-    if missing:
-        raise FileNotFoundError(
-            f"{root} lacks split folder(s) {missing}; expected the Kaggle layout "
-            "<root>/{train,valid,test}/{autistic,non_autistic}/*.jpg "
-            "(for one pooled folder, put it under train/ and leave valid/test with one image "
-            "per class, then use data.split=paper)"
-        )
-    return AutismLayout(
-        root=root, splits={s: index_class_folders(root / s, AUTISM_CLASSES) for s in KAGGLE_SPLITS}
-    )
-
-
-def autism_data_path(options: Mapping[str, Any]) -> Path:
-    """The Kaggle-layout folder a DataModule's options name: ``root``, or the embedded faces
-    drawn with the ``synthetic_*`` options (generated on first use)."""
-    if options["root"]:
-        return Path(options["root"]).expanduser()
-    return embedded_autism_folder(
-        options["synthetic_counts"], options["synthetic_seed"], options["synthetic_background_bias"]
-    )
 
 
 @dataclass(frozen=True)
@@ -300,100 +222,120 @@ class AutismDataModule(LitlabDataModule):
 class AutismSegmentedDataModule(AutismDataModule):
     """The autism faces with the background removed by a trained face segmenter.
 
-    ``prepare_data`` runs (or finds cached) each stage of
-    :class:`litlab.lightning_modules.pipeline.SegmentationChain`: face masks for ``train/`` and
-    ``valid/`` (a mask folder, or pseudo-masks), a DeepLabV3+ segmenter trained on them by a
-    nested ``Trainer``, predicted masks for every image, and the background-removed copy in the
-    same layout. Every stage is keyed by everything that changes its output and logged as built
-    or reused. The outer Trainer's ``fast_dev_run``, ``limit_*_batches``, accelerator and
-    precision reach the nested stage; its epochs come from ``segmenter_max_epochs``. Under
-    ``fast_dev_run`` the segmenter trains one batch and only ``batch_size`` images per split and
-    class are segmented (a smoke copy, cached apart from real ones).
+    Serves the background-removed copy that ``litlab workflow segment-then-classify`` writes
+    (``copy_root``; :mod:`litlab.datamodules.autism_copy`) exactly as :class:`AutismDataModule`
+    serves the raw folder, with the same split and seed, so the two arms differ only in the
+    background; duplicates are counted on the raw images behind the copy. Nothing is trained
+    or predicted here: the workflow fits the segmenter and writes the copy in runs of their own.
 
     Args:
-        background: ``"zero"`` (black) or ``"blur"`` (Gaussian-blurred) background.
-        blur_sigma: Gaussian sigma in pixels for ``"blur"``.
-        mask_root: Face masks mirroring the data layout (nonzero = face) to train the segmenter
-            on; ``None`` makes pseudo-masks (Haar or skin-colour box refined by GrabCut).
-        box_method: Pseudo-mask face box: ``auto``, ``haar``, ``skin`` or ``centre``.
-        grabcut_iterations: GrabCut iterations per pseudo-mask.
-        grabcut_size: Side GrabCut runs at.
-        segmenter_checkpoint: Use this trained segmenter (a ``SegmentationModule`` checkpoint,
-            e.g. from ``litlab fit --config autism-face-segmenter``) instead of training one.
-        segmenter_arch: smp architecture of the segmenter (the paper's DeepLabV3+).
-        segmenter_encoder: Its encoder (the paper's ResNet-50).
-        segmenter_loss: ``ce``, ``dice`` or ``ce+dice``.
-        segmenter_lr: Adam learning rate.
-        segmenter_max_epochs: Epochs of segmenter training.
-        segmenter_batch_size: Batch size of segmenter training and mask prediction.
-        **autism: Every argument of :class:`AutismDataModule` (``root``, ``split``, ...).
+        copy_root: The copy's folder (the workflow sets it for its classifier run).
+        background: ``"zero"`` (black) or ``"blur"`` (Gaussian-blurred) background; the workflow
+            makes the copy with it, and a copy made otherwise is refused.
+        blur_sigma: Gaussian sigma in pixels for ``"blur"`` (checked likewise).
+        **autism: Every argument of :class:`AutismDataModule` (``root``, ``split``, ...); ``root``
+            and ``image_size`` must be the copy's.
     """
 
     def __init__(
         self,
+        copy_root: str | None = None,
         background: str = "zero",
         blur_sigma: float = 8.0,
-        mask_root: str | None = None,
-        box_method: str = "auto",
-        grabcut_iterations: int = 5,
-        grabcut_size: int = 128,
-        segmenter_checkpoint: str | None = None,
-        segmenter_arch: str = "DeepLabV3Plus",
-        segmenter_encoder: str = "resnet50",
-        segmenter_loss: str = "ce",
-        segmenter_lr: float = 1e-3,
-        segmenter_max_epochs: int = 10,
-        segmenter_batch_size: int = 8,
         **autism: Any,
     ) -> None:
         super().__init__(**autism)
-        image_size = self.hparams.image_size
-        if image_size % 16:
-            raise ValueError(
-                f"image_size {image_size} is not a multiple of 16, which the DeepLabV3+ "
-                f"segmenter needs; use e.g. {max(16, round(image_size / 16) * 16)}"
-            )
-        # Fail on a bad background mode now, not after the segmenter has trained.
         if background not in BACKGROUND_MODES:
             raise ValueError(f"background must be one of {BACKGROUND_MODES}, got {background!r}")
+        self._copy: SegmentedCopy | None = None
 
-    def chain(self) -> SegmentationChain:
-        """The segmentation chain for these settings and the attached Trainer's settings.
+    def segmented_copy(self) -> SegmentedCopy:
+        """The copy this module serves, checked against its options (read once).
 
-        Imported lazily: the chain pulls in the models, which the raw arm never needs.
+        Raises:
+            FileNotFoundError: No ``copy_root`` (the message names the workflow command), or it
+                holds no finished copy.
+            ValueError: The copy was made from another folder, size or background.
         """
-        from litlab.lightning_modules.pipeline import SegmentationChain, StageTrainerSettings
-
+        if self._copy is not None:
+            return self._copy
         hp = self.hparams
-        options = {name: hp[name] for name in _CHAIN_OPTIONS}
-        options |= {name: hp[f"segmenter_{short}"] for name, short in _SEGMENTER_OPTIONS.items()}
-        return SegmentationChain(
-            source_root=self.data_path(),
-            image_size=hp.image_size,
-            seed=self.seed,
-            num_workers=self.num_workers,
-            predict_limit=self.batch_size,
-            stage=StageTrainerSettings.from_trainer(getattr(self, "trainer", None)),
-            **options,
-        )
-
-    def prepare_data(self) -> None:
-        """Build or reuse every stage of the segmented copy (local rank 0 only)."""
-        self.chain().run()
+        if not hp.copy_root:
+            raise FileNotFoundError(
+                "the segmented arm classifies the background-removed copy that `litlab workflow "
+                "segment-then-classify` writes: run that command with these options instead of "
+                "`litlab fit` (it fits the face segmenter, writes the copy, then fits this preset "
+                "on it, each step cached and resumable), or pass --data.copy_root=<copy folder>"
+            )
+        copy = read_segmented_copy(hp.copy_root)
+        checks = {
+            "source folder": (copy.source_root.resolve(), self.data_path().resolve()),
+            "image_size": (copy.image_size, hp.image_size),
+            "background": (copy.background, hp.background),
+        }
+        if hp.background == "blur":
+            checks["blur_sigma"] = (copy.blur_sigma, hp.blur_sigma)
+        wrong = [
+            f"{k}: the copy's is {a}, the options say {b}" for k, (a, b) in checks.items() if a != b
+        ]
+        if wrong:
+            raise ValueError(
+                f"the copy {copy.root} was made for other options:\n  " + "\n  ".join(wrong)
+                + "\nrun `litlab workflow segment-then-classify` with these options (it makes "
+                "the matching copy), or point --data.copy_root at a copy that matches"
+            )  # fmt: skip
+        self._copy = copy
+        return copy
 
     def image_root(self) -> Path:
-        """The background-removed copy (built now if ``prepare_data`` did not run)."""
-        chain = self.chain()
-        return chain.copy_root() if chain.copy_done() else chain.run()
+        """The background-removed images of the copy."""
+        return self.segmented_copy().images_root
+
+    def predict_items(self, path: Path) -> PredictItems:
+        """Background-removed images to classify: a copy made by ``litlab workflow
+        remove-background`` with this arm's segmenter. Raw faces are refused (the message gives
+        the command that makes their copy), since this classifier never saw a background."""
+        path = Path(path).expanduser()
+        if not (path / MANIFEST).is_file():
+            hp = self.hparams
+            segmenter = (
+                self.segmented_copy().segmenter_checkpoint if hp.copy_root else "<segmenter.ckpt>"
+            )
+            raise ValueError(
+                f"{path} holds raw faces, and the segmented arm classifies faces whose "
+                "background was removed by its face segmenter first: run `litlab workflow "
+                f"remove-background --checkpoint {segmenter} --images {path} --out <copy> "
+                f"--image-size {hp.image_size} --background {hp.background}`, then predict with "
+                "--predict_from <copy>"
+            )
+        copy = read_segmented_copy(path)
+        if (copy.image_size, copy.background) != (self.hparams.image_size, self.hparams.background):
+            raise ValueError(
+                f"{path} was made at {copy.image_size} px with background {copy.background}; this "
+                f"arm was trained at {self.hparams.image_size} px with background "
+                f"{self.hparams.background}: make the copy again with those options"
+            )
+        return super().predict_items(copy.images_root)
+
+    def preprocessing(self) -> dict[str, Any]:
+        """The raw arm's, after the face segmenter removes the background."""
+        hp = self.hparams
+        segmenter = self.segmented_copy().segmenter if hp.copy_root else "face segmenter"
+        step = (
+            f"background set to {hp.background} outside the face mask of the {segmenter} face "
+            "segmenter (a separate model: `litlab workflow remove-background` applies it)"
+        )
+        return {**super().preprocessing(), "steps": [step]}
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()
-        chain = self.chain()
+        copy = self.segmented_copy()
         info.update(
             arm="segmented",
             background=self.hparams.background,
-            masks_root=str(chain.copy_masks_root()),
-            segmenter_checkpoint=str(chain.segmenter_checkpoint()),
-            pseudo_masks=self.hparams.mask_root is None,
+            masks_root=str(copy.masks_root),
+            segmenter_checkpoint=copy.segmenter_checkpoint,
+            segmenter=copy.segmenter,
+            copy_root=str(copy.root),
         )
         return info

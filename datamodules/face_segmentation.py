@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 from litlab.datamodules.augment import joint_flip_affine
-from litlab.datamodules.autism import AutismLayout, autism_data_path, index_autism_layout
+from litlab.datamodules.autism_layout import AutismLayout, autism_data_path, index_autism_layout
 from litlab.datamodules.base import LitlabDataModule
 from litlab.datamodules.cache import cache_root
 from litlab.datamodules.face_masks import (

@@ -42,6 +42,7 @@ _TRAINING_NAMES = (
 EXTRA_COMMANDS = {
     "sweep": ("litlab.sweeps.cli", "Optuna search over a preset's hyperparameters"),
     "cv": ("litlab.cv", "k-fold cross-validation of a preset, mean and std per metric"),
+    "workflow": ("litlab.workflows.cli", "runs chained: segment-then-classify, remove-background"),
     "preview": ("litlab.preview", "PNG grid of a preset's preprocessing stages per class"),
     "report": ("litlab.report", "tables and figures comparing runs with the papers"),
     "export": ("litlab.export", "a checkpoint as ONNX or TorchScript, preprocessing in metadata"),

@@ -35,6 +35,11 @@ PAPER_TABLE1: dict[str, dict[str, float]] = {
     "segmented": {"acc": 0.859, "recall": 0.90, "precision": 0.859, "f1": 0.87},
 }
 ARM_PRESETS = {"raw": "autism-resnet50", "segmented": "autism-seg-resnet50"}
+# The command that makes each arm's run.
+ARM_COMMANDS = {
+    "autism-resnet50": "litlab fit --config autism-resnet50",
+    "autism-seg-resnet50": "litlab workflow segment-then-classify",
+}
 POSITIVE_CLASS = "autistic"
 
 
@@ -44,8 +49,8 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
     path = path / CONFUSION_FILE if path.is_dir() else path
     if not path.is_file():
         raise FileNotFoundError(
-            f"{path} does not exist: run the preset first (litlab fit --config "
-            f"{ARM_PRESETS['raw']} / {ARM_PRESETS['segmented']}); its test writes this file"
+            f"{path} does not exist: run the arm first (`{ARM_COMMANDS[ARM_PRESETS['raw']]}` / "
+            f"`{ARM_COMMANDS[ARM_PRESETS['segmented']]}`); its test writes this file"
         )
     payload = json.loads(path.read_text())
     payload["run_dir"] = str(path.parent)
@@ -59,7 +64,8 @@ def latest_run(runs_dir: str | Path, preset: str) -> Path:
     if not found:
         raise FileNotFoundError(
             f"no finished run of {preset} under {folder} (looked for */{CONFUSION_FILE}); run "
-            f"`litlab fit --config {preset}` first, or pass the run folder"
+            f"`{ARM_COMMANDS.get(preset, f'litlab fit --config {preset}')}` first, or pass the "
+            "run folder"
         )
     return found[-1].parent
 

@@ -1,181 +1,151 @@
-"""Segment-then-classify: cached stages, Trainer settings reaching the nested stage, both presets."""
+"""Segment-then-classify as three runs: options reach their step, keys, the stage cache, the report."""
 
 from __future__ import annotations
 
 import json
 import logging
-import random
 from pathlib import Path
 
 import cv2
-import lightning.pytorch as pl
 import numpy as np
 import pytest
-import torch
-from litlab.datamodules.autism import AutismSegmentedDataModule, index_autism_layout
+from litlab.datamodules.autism_layout import index_autism_layout
 from litlab.datamodules.synthetic.autism import write_autism_folders
-from litlab.lightning_modules.pipeline import StageTrainerSettings, isolated_rng
 
 import litlab.report
-from litlab.cli import run_cli
 from litlab.presets import PRESET_DIR
+from litlab.workflows import cli as workflow_cli
+from litlab.workflows.segment_then_classify import SegmentThenClassify
 
-PRESETS = PRESET_DIR
 COUNTS = {"train": 4, "valid": 2, "test": 2}
-SMALL_SEGMENTER = {
-    "image_size": 32,
-    "segmenter_encoder": "resnet18",
-    "segmenter_max_epochs": 1,
-    "segmenter_batch_size": 4,
-    "grabcut_size": 32,
-    "num_workers": 0,
-}
-
-
-def _messages(caplog) -> str:
-    return "\n".join(
-        r.getMessage() for r in caplog.records if r.name == "litlab.lightning_modules.pipeline"
-    )
-
-
-def test_second_run_reuses_every_cached_stage(tmp_path: Path, caplog) -> None:
-    root = str(write_autism_folders(tmp_path / "faces", COUNTS))
-    with caplog.at_level(logging.INFO):
-        first = AutismSegmentedDataModule(root=root, **SMALL_SEGMENTER)
-        first.prepare_data()
-        first.setup("fit")
-    log1 = _messages(caplog)
-    assert "training the DeepLabV3Plus/resnet18 face segmenter" in log1
-    assert "wrote the zero-background copy" in log1
-    copy = first.image_root()
-    assert copy.is_dir() and len(index_autism_layout(copy).pooled()[0]) == 16
-    stamp = (copy.parent / "DONE.json").stat().st_mtime_ns
-
-    caplog.clear()
-    with caplog.at_level(logging.INFO):
-        second = AutismSegmentedDataModule(root=root, **SMALL_SEGMENTER)
-        second.prepare_data()
-        second.setup("fit")
-    log2 = _messages(caplog)
-    assert "reusing cached segmented copy" in log2
-    assert "training" not in log2 and "wrote" not in log2
-    assert (copy.parent / "DONE.json").stat().st_mtime_ns == stamp
-
-    # Another background mode: the segmenter is reused, only the copy is rebuilt.
-    caplog.clear()
-    with caplog.at_level(logging.INFO):
-        blur = AutismSegmentedDataModule(root=root, background="blur", **SMALL_SEGMENTER)
-        blur.prepare_data()
-    log3 = _messages(caplog)
-    assert "reusing cached segmenter" in log3 and "wrote the blur-background copy" in log3
-    assert blur.image_root() != copy
-
-
-def test_segmented_copy_removes_background_and_keeps_the_layout(tmp_path: Path) -> None:
-    root = write_autism_folders(tmp_path / "faces", COUNTS)
-    dm = AutismSegmentedDataModule(root=str(root), **SMALL_SEGMENTER)
-    dm.prepare_data()
-    dm.setup("fit")
-    copy = dm.image_root()
-    masks_root = dm.chain().copy_masks_root()
-    for image_path in sorted(copy.rglob("*.png")):
-        rel = image_path.relative_to(copy)
-        assert (root / rel.with_suffix(".jpg")).is_file()  # same <split>/<class>/<stem>
-        image = cv2.imread(str(image_path))
-        mask = cv2.imread(str(masks_root / rel), cv2.IMREAD_GRAYSCALE)
-        assert image.shape[:2] == mask.shape == (32, 32)
-        assert not image[mask == 0].any()  # zero mode: nothing left outside the predicted face
-    info = dm.describe()
-    assert info["arm"] == "segmented" and info["background"] == "zero"
-    assert info["duplicates"]["test"] == 4 and len(info["source_test_paths"]) == 4
-
-
-def test_stage_settings_follow_the_outer_trainer() -> None:
-    trainer = pl.Trainer(
-        accelerator="cpu", fast_dev_run=True, logger=False, enable_checkpointing=False
-    )
-    stage = StageTrainerSettings.from_trainer(trainer)
-    assert stage.accelerator == "cpu" and stage.fast_dev_run == 1
-    plain = StageTrainerSettings.from_trainer(
-        pl.Trainer(
-            accelerator="cpu", limit_train_batches=3, logger=False, enable_checkpointing=False
-        )
-    )
-    assert plain.fast_dev_run is False and plain.limit_train_batches == 3
-    assert stage.token() != plain.token() != StageTrainerSettings().token()
-    assert StageTrainerSettings.from_trainer(None) == StageTrainerSettings()
-
-
-def test_nested_stage_leaves_the_callers_random_state_alone() -> None:
-    torch.manual_seed(5)
-    np.random.seed(5)
-    random.seed(5)
-    expected = (torch.rand(1).item(), np.random.rand(), random.random())
-    torch.manual_seed(5)
-    np.random.seed(5)
-    random.seed(5)
-    with isolated_rng(123):
-        torch.rand(100)
-        np.random.rand(100)
-    assert (torch.rand(1).item(), np.random.rand(), random.random()) == expected
-
-
-def test_given_segmenter_checkpoint_must_exist(tmp_path: Path) -> None:
-    root = str(write_autism_folders(tmp_path / "faces", COUNTS))
-    dm = AutismSegmentedDataModule(root=root, segmenter_checkpoint=str(tmp_path / "nope.ckpt"))
-    with pytest.raises(FileNotFoundError, match="autism-face-segmenter"):
-        dm.prepare_data()
-    with pytest.raises(ValueError, match="multiple of 16"):
-        AutismSegmentedDataModule(image_size=40)
-    with pytest.raises(ValueError, match="background"):
-        AutismSegmentedDataModule(background="grey")
-
-
-TINY_CLI = [
-    "--trainer.fast_dev_run=true",
-    "--trainer.accelerator=cpu",
-    "--wandb_mode=disabled",
+SMALL = [
     "--data.image_size=32",
     "--data.batch_size=4",
     "--data.num_workers=0",
-    '--data.synthetic_counts={"train": 4, "valid": 2, "test": 2}',
-    "--model.backbone=resnet18",  # the test is about the chain's wiring, not the architecture
+    f"--data.synthetic_counts={json.dumps(COUNTS)}",
+    "--trainer.accelerator=cpu",
+    "--wandb_mode=disabled",
+    "--model.backbone=resnet18",  # the tests are about the steps' wiring, not the architectures
+    "--segmenter.model.encoder_name=resnet18",
+    "--segmenter.data.batch_size=4",
+    "--segmenter.data.grabcut_size=32",
 ]
 
 
-def test_fast_dev_run_of_both_presets_and_the_report(tmp_path: Path, monkeypatch, capsys) -> None:
-    monkeypatch.chdir(tmp_path)
-    raw = run_cli(["fit", "--config", str(PRESETS / "autism-resnet50.yaml"), *TINY_CLI])
-    seg = run_cli(
-        [
-            "fit",
-            "--config",
-            str(PRESETS / "autism-seg-resnet50.yaml"),
-            *TINY_CLI,
-            "--data.segmenter_batch_size=4",
-            "--data.segmenter_encoder=resnet18",
-            "--data.grabcut_size=32",
-        ]
+def test_options_reach_the_steps_they_describe(tmp_path: Path) -> None:
+    workflow = SegmentThenClassify(
+        [*SMALL, "--trainer.fast_dev_run=true", "--segmenter.model.lr=0.01"], output_dir=tmp_path
     )
-    assert "test/acc" in raw.test_results and "test/acc" in seg.test_results
-    # fast_dev_run reached the nested segmenter stage and made a smoke-sized copy
-    chain = seg.datamodule.chain()
-    done = json.loads((chain.segmenter_dir() / "DONE.json").read_text())
-    assert done["stage"]["fast_dev_run"] == 1
-    copy_info = json.loads((chain.copy_dir() / "DONE.json").read_text())
-    assert copy_info["fast_dev_run_subset"] == 4
-    # both arms classify the same test images (raw files vs their segmented copies)
-    raw_info = raw.datamodule.describe()
-    seg_info = seg.datamodule.describe()
-    assert raw_info["test_paths"] == seg_info["source_test_paths"][: len(raw_info["test_paths"])]
+    segmenter = workflow.segmenter_step()
+    argv = segmenter.argv
+    assert argv[:2] == ["fit", "--config"] and argv[2].endswith("autism-face-segmenter.yaml")
+    assert (
+        "--data.image_size=32" in argv and f"--data.synthetic_counts={json.dumps(COUNTS)}" in argv
+    )
+    assert "--trainer.accelerator=cpu" in argv and "--model.lr=0.01" in argv
+    assert "--model.backbone=resnet18" not in argv  # the classifier's model stays its own
+    # fast_dev_run saves no checkpoint: the segmenter trains one batch of one epoch instead
+    assert "--trainer.fast_dev_run=true" not in argv and "--trainer.max_epochs=1" in argv
+    assert "--trainer.limit_train_batches=1" in argv and "--data.limit_per_class=4" in argv
+    copy = workflow.copy_step(tmp_path / "seg.ckpt", "segmenter-x")
+    assert copy.argv[:2] == ["workflow", "remove-background"]
+    assert {"--image-size=32", "--limit-per-folder=4", "--background=zero"} <= set(copy.argv)
+    classifier = workflow.classifier_step(copy.run_dir, copy.run_dir.name)
+    assert classifier.argv[-1] == f"--data.copy_root={copy.run_dir}"
+    assert "--model.backbone=resnet18" in classifier.argv
+    assert "--trainer.fast_dev_run=true" in classifier.argv
+    folder = tmp_path / "autism-seg-resnet50"
+    assert segmenter.run_dir.parent == copy.run_dir.parent == classifier.run_dir.parent == folder
 
-    for cli in (raw, seg):
-        written = json.loads(
-            (Path(cli.trainer.default_root_dir) / "test_confusion.json").read_text()
-        )
-        assert np.asarray(written["matrix"]).sum() == 4 and written["fast_dev_run"] is True
-    capsys.readouterr()
+
+def test_each_step_key_covers_its_inputs(tmp_path: Path) -> None:
+    def steps(*extra: str) -> tuple[Path, Path, Path]:
+        workflow = SegmentThenClassify([*SMALL, *extra], output_dir=tmp_path)
+        copy = workflow.copy_step(tmp_path / "seg.ckpt", "segmenter-x")
+        classifier = workflow.classifier_step(copy.run_dir, copy.run_dir.name)
+        return workflow.segmenter_step().run_dir, copy.run_dir, classifier.run_dir
+
+    segmenter, copy, classifier = steps()
+    assert steps("--data.num_workers=3") == (segmenter, copy, classifier)  # speed, not results
+    blur = steps("--data.background=blur")
+    assert blur[0] == segmenter and blur[1] != copy and blur[2] != classifier
+    lr = steps("--model.lr=0.1")
+    assert lr[:2] == (segmenter, copy) and lr[2] != classifier
+    assert steps("--segmenter.trainer.max_epochs=3")[0] != segmenter
+    root = write_autism_folders(tmp_path / "faces", COUNTS)
+    own = steps(f"--data.root={root}")
+    assert own[0] != segmenter
+    cv2.imwrite(str(root / "train" / "autistic" / "extra.jpg"), np.zeros((8, 8, 3), np.uint8))
+    assert steps(f"--data.root={root}")[0] != own[0]  # the faces' files are in the key
+
+
+def test_bad_options_stop_with_the_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cases = [
+        (["--data.segmenter_encoder=resnet18"], "--segmenter.model.encoder_name"),
+        ([f"--data.copy_root={tmp_path}"], "set by the workflow"),
+        (["--data.image_size=40"], "multiple of 16"),
+        (["--segmenter-checkpoint", str(tmp_path / "none.ckpt")], "does not exist"),
+        (["--config", "autism-seg-resnet5"], "autism-seg-resnet50"),
+    ]
+    for argv, message in cases:
+        code = workflow_cli.main(["segment-then-classify", f"--output_dir={tmp_path}", *argv])
+        assert code == 2, argv
+        assert message in capsys.readouterr().err, argv
+
+
+def _messages(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "litlab.workflows.steps"]
+
+
+def test_second_run_reuses_every_step_and_the_report_reads_both_arms(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the steps' processes share two cores
+    argv = ["segment-then-classify", *SMALL, "--trainer.fast_dev_run=true"]
+    with caplog.at_level(logging.INFO, logger="litlab.workflows.steps"):
+        assert workflow_cli.main(argv) == 0, capsys.readouterr()
+    assert sum(": starting in " in m for m in _messages(caplog)) == 3
+    folder = tmp_path / "runs" / "autism-seg-resnet50"
+    runs = {p.name.split("-")[0]: p for p in folder.iterdir()}
+    assert set(runs) == {"segmenter", "copy", "classifier"}
+    assert (runs["segmenter"] / "checkpoints" / "best.ckpt").is_file()
+    assert (runs["segmenter"] / "fit.log").is_file() and (runs["classifier"] / "fit.log").is_file()
+    stamps = {name: (run / "result.json").stat().st_mtime_ns for name, run in runs.items()}
+
+    # The copy keeps the layout (one batch per folder under fast_dev_run) and nothing outside
+    # the predicted face.
+    copy_images = runs["copy"] / "images"
+    assert len(index_autism_layout(copy_images).pooled()[0]) == 16
+    for image_path in sorted(copy_images.rglob("*.png")):
+        rel = image_path.relative_to(copy_images)
+        mask = cv2.imread(str(runs["copy"] / "masks" / rel), cv2.IMREAD_GRAYSCALE)
+        image = cv2.imread(str(image_path))
+        assert image.shape[:2] == mask.shape == (32, 32) and not image[mask == 0].any()
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="litlab.workflows.steps"):
+        assert workflow_cli.main(argv) == 0
+    messages = _messages(caplog)
+    assert not any(": starting in " in m for m in messages), messages
+    assert sum("reused (finished)" in m for m in messages) == 3
+    assert {n: (r / "result.json").stat().st_mtime_ns for n, r in runs.items()} == stamps
+    assert "reused" in capsys.readouterr().out
+
+    # The raw arm, fitted as before, and the report over both arms.
+    from litlab.cli import run_cli
+
+    raw_args = [a for a in SMALL if not a.startswith("--segmenter.")]
+    raw = run_cli(["fit", "--config", str(PRESET_DIR / "autism-resnet50.yaml"), *raw_args,
+                   "--trainer.fast_dev_run=true"])  # fmt: skip
+    seg = json.loads((runs["classifier"] / "test_confusion.json").read_text())
+    assert seg["data"]["arm"] == "segmented" and seg["data"]["copy_root"] == str(runs["copy"])
+    raw_test = raw.datamodule.describe()["test_paths"]
+    assert raw_test == seg["data"]["source_test_paths"]  # both arms test the same faces
     assert litlab.report.main(["autism", "--runs", "runs", "--out", str(tmp_path / "rep")]) == 0
     out = capsys.readouterr().out
-    assert "83.7%" in out and "85.9%" in out and "fast_dev_run" in out
+    assert "83.7%" in out and "85.9%" in out and runs["classifier"].name in out
     assert (tmp_path / "rep" / "examples-raw-mask-segmented.png").is_file()
