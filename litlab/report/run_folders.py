@@ -1,7 +1,8 @@
 """Finished runs as a report reads them: config, result, test and validation metrics, extra files.
 
-A run folder is ``<runs>/<preset>/<stamp>/`` (cross-validation folds:
-``<runs>/<preset>-cv/fold<k>/<stamp>/``). What a report uses from it:
+A run folder is ``<runs>/<preset>/<stamp>/`` (cross-validation folds: ``litlab cv``'s
+``<runs>/<preset>-cv/<key>/fold<k>/``, or the older ``<runs>/<preset>-cv/fold<k>/<stamp>/``).
+What a report uses from it:
 
 - the run's config: ``config.yaml`` or ``csv/config.yaml`` (LightningCLI's copy);
 - ``result.json`` (``litlab fit``: status, kept epoch, its ``val/*`` and the ``test/*`` metrics),
@@ -114,6 +115,8 @@ def read_run(path: Path) -> RunFolder:
     match = re.fullmatch(r"fold(\d+)", preset)
     if match:
         fold, preset = int(match[1]), path.parent.parent.name.removesuffix("-cv")
+    elif re.fullmatch(r"fold\d+", path.name) and path.parent.parent.name.endswith("-cv"):
+        fold, preset = int(path.name[4:]), path.parent.parent.name.removesuffix("-cv")
     return RunFolder(
         path=path,
         preset=preset,
@@ -142,10 +145,23 @@ def latest_run(runs_root: Path, preset: str) -> RunFolder | None:
 
 
 def cv_runs(runs_root: Path, preset: str) -> list[RunFolder]:
-    """The newest finished run of each fold of ``litlab cv --config <preset>``, by fold."""
+    """The newest finished run of each fold of ``litlab cv --config <preset>``, by fold.
+
+    ``litlab cv`` keeps each cross-validation in ``<preset>-cv/<key>/`` with one run folder per
+    fold; the one whose fold finished last is read. Older folders hold ``fold<k>/<stamp>/``.
+    """
     base = Path(runs_root) / f"{preset}-cv"
     if not base.is_dir():
         return []
+    keyed = []
+    for cv_dir in (p for p in base.iterdir() if p.is_dir() and not p.name.startswith("fold")):
+        folds = [read_run(p) for p in sorted(cv_dir.glob("fold*"), key=lambda p: p.name)]
+        folds = [r for r in folds if r.test and r.status == "finished" and r.fold is not None]
+        if folds:
+            newest = max((r.path / "result.json").stat().st_mtime for r in folds)
+            keyed.append((newest, sorted(folds, key=lambda r: r.fold)))
+    if keyed:
+        return max(keyed, key=lambda item: item[0])[1]
     folds = [p for p in base.glob("fold*") if p.is_dir() and p.name[4:].isdigit()]
     out = []
     for fold_dir in sorted(folds, key=lambda p: int(p.name[4:])):

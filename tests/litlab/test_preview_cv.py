@@ -1,8 +1,10 @@
-"""``litlab preview``, ``litlab cv`` and fast_dev_run of the CK+ presets."""
+"""``litlab preview``, ``litlab cv`` (folds as runs, resumable) and fast_dev_run of the CK+ presets."""
 
 from __future__ import annotations
 
 import csv
+import json
+import logging
 from pathlib import Path
 
 import cv2
@@ -15,6 +17,7 @@ import yaml
 import litlab.presets
 from litlab import cv as litcv
 from litlab import preview
+from litlab.report.run_folders import cv_runs
 
 # Preset files by path: under pytest the name ``litlab`` can resolve to the tests/litlab folder
 # (a namespace package ahead of the editable install), which breaks lookups by preset name.
@@ -77,12 +80,13 @@ def test_fold_args_and_reserved_overrides() -> None:
         "--data.fold=3",
         "--data.n_folds=10",
     ]
-    assert "--preset_name=ckplus-resnet50-cv/fold3" in args and args[-1] == "--trainer.max_epochs=2"
+    assert "--preset_name=ckplus-resnet50-cv" in args and args[-1] == "--trainer.max_epochs=2"
     assert not any(
         a.startswith("--preset_name") for a in litcv.fold_args("p", 0, 2, ["--preset_name=x"])[:-1]
     )
-    with pytest.raises(ValueError, match="conflicts"):
-        litcv.fold_args("p", 0, 5, ["--data.split=random"])
+    for reserved in ("--data.split=random", "--test_after_fit=false"):
+        with pytest.raises(ValueError, match="conflicts"):
+            litcv.fold_args("p", 0, 5, [reserved])
     with pytest.raises(ValueError, match="fold"):
         litcv.fold_args("p", 5, 5, [])
 
@@ -106,31 +110,39 @@ def test_aggregate_and_csv(tmp_path: Path) -> None:
     assert "0.7000 ± 0.2000" in litcv.format_summary(summary, 3)
 
 
-def test_run_cv_calls_every_fold_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    calls: list[list[str]] = []
+def _finish(step, status: str = "finished", **test: float) -> None:
+    step.run_dir.mkdir(parents=True, exist_ok=True)
+    result = {"status": status, "test": test}
+    (step.run_dir / "result.json").write_text(json.dumps(result))
 
-    def fake(args: list[str]) -> dict[str, float]:
-        calls.append(args)
-        fold = int(next(a for a in args if a.startswith("--data.fold=")).split("=")[1])
-        return {"test/acc": 0.1 * fold}
 
-    folds, results = litcv.run_cv("ckplus-resnet50", 4, overrides=["--x=1"], runner=fake)
-    assert folds == [0, 1, 2, 3] and [r["test/acc"] for r in results] == pytest.approx(
-        [0, 0.1, 0.2, 0.3]
-    )
-    assert all("--data.n_folds=4" in c and c[-1] == "--x=1" for c in calls)
-    import litlab.cli
+def test_summary_is_rebuilt_from_the_folds_results(tmp_path: Path) -> None:
+    folder = litcv.cv_folder(SCRATCH, 4, ["--x=1"], tmp_path)
+    assert folder == litcv.cv_folder(SCRATCH, 4, ["--x=1", "--data.num_workers=3"], tmp_path)
+    assert folder != litcv.cv_folder(SCRATCH, 4, ["--x=2"], tmp_path)
+    assert folder != litcv.cv_folder(SCRATCH, 5, ["--x=1"], tmp_path)
+    steps = litcv.fold_steps(SCRATCH, 4, ["--x=1"], folder)
+    assert [s.run_dir.name for s in steps] == ["fold0", "fold1", "fold2", "fold3"]
+    assert all("--data.n_folds=4" in s.argv and s.argv[-1] == "--x=1" for s in steps)
+    _finish(steps[0], **{"test/acc": 0.5})
+    _finish(steps[1], "failed")
+    _finish(steps[2], **{"test/acc": 0.7})
+    last = steps[3].run_dir / "checkpoints" / "last.ckpt"
+    last.parent.mkdir(parents=True)
+    last.write_bytes(b"")
+    folds, results, unfinished = litcv.fold_results(steps)
+    assert folds == [0, 2] and [r["test/acc"] for r in results] == [0.5, 0.7]
+    assert unfinished == {1: "failed", 3: "interrupted"}
+    assert steps[3].command()[-1] == f"--ckpt_path={last}"  # a killed fold continues in place
 
-    monkeypatch.setattr(litlab.cli, "fit_and_test", fake)
-    out = tmp_path / "cv.csv"
-    assert (
-        litcv.main(
-            ["--config", "ckplus-resnet50", "--folds", "5", "--only", "1,3", "--csv", str(out)]
-        )
-        == 0
-    )
-    assert [r[0] for r in csv.reader(out.open())][1:3] == ["1", "3"]
-    assert litcv.main(["--config", "ckplus-resnet50", "--folds", "5", "--only", "7"]) == 2
+
+def test_bad_cv_options_stop_with_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert litcv.main(["--config", SCRATCH, "--folds", "5", "--only", "7"]) == 2
+    assert litcv.main(["--config", SCRATCH, "--folds", "1"]) == 2
+    assert litcv.main(["--config", SCRATCH, "--gpus", "0,1,2", "--gpus-per-fold", "2"]) == 2
+    assert "--gpus-per-fold" in capsys.readouterr().out
+    assert litcv.device_slots("0,1,2,3", 2, 1) == ["0,1", "2,3"]
+    assert litcv.device_slots(None, 1, 3) == [None, None, None]
 
 
 def _fit(args: list[str]) -> dict[str, float]:
@@ -200,25 +212,50 @@ def test_input_mode_and_in_chans_must_agree(tmp_path: Path) -> None:
         )
 
 
-def test_cv_two_folds_end_to_end(tmp_path: Path) -> None:
+def test_cv_resume_skips_finished_folds_and_runs_folds_in_parallel(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the folds' processes share two cores
     out = tmp_path / "cv.csv"
-    code = litcv.main(
-        [
-            "--config",
-            SCRATCH,
-            "--folds",
-            "2",
-            "--csv",
-            str(out),
-            "--model.backbone=resnet18",
-            "--data.val_fraction=0.25",
-            f"--output_dir={tmp_path}",
-            *COMMON,
-        ]
-    )
-    assert code == 0
+    argv = ["--config", SCRATCH, "--folds", "3", f"--output_dir={tmp_path}",
+            "--model.backbone=resnet18", "--data.val_fraction=0.25", *COMMON]  # fmt: skip
+
+    def steps_log(*extra: str) -> list[str]:
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="litlab.workflows.steps"):
+            assert litcv.main([*argv, *extra]) == 0, capsys.readouterr().out
+        return [r.getMessage() for r in caplog.records if r.name == "litlab.workflows.steps"]
+
+    first = steps_log("--only", "0")
+    assert [m.split(":")[0] for m in first if ": starting in " in m] == ["fold 0"]
+    (folder,) = (tmp_path / "ckplus-resnet50-scratch-cv").iterdir()  # <preset>-cv/<key>
+    fold0 = folder / "fold0"
+    stamp = (fold0 / "result.json").stat().st_mtime_ns
+    log_size = (fold0 / "fit.log").stat().st_size
+
+    # Folds 1 and 2 run at once; fold 0 is not run again.
+    second = steps_log("--workers", "2", "--csv", str(out))
+    events = [m.split(" in ")[0].split(" (")[0] for m in second]
+    assert "fold 0: reused" in events
+    assert events.index("fold 2: starting") < min(
+        i for i, e in enumerate(events) if e.startswith("fold 1: finished")
+    )  # fold 2 started before fold 1 ended
+    assert (fold0 / "result.json").stat().st_mtime_ns == stamp
+    assert (fold0 / "fit.log").stat().st_size == log_size
     rows = list(csv.reader(out.open()))
-    assert [r[0] for r in rows[1:]] == ["0", "1", "mean", "std"] and "test/acc" in rows[0]
+    assert [r[0] for r in rows[1:]] == ["0", "1", "2", "mean", "std"] and "test/acc" in rows[0]
+
+    # Nothing left to run: the summary is rebuilt from the folds' results alone.
+    summary = (folder / litcv.SUMMARY).read_text()
+    third = steps_log()
+    assert not any(": starting in " in m for m in third)
+    assert sum("reused (finished)" in m for m in third) == 3
+    assert (folder / litcv.SUMMARY).read_text() == summary
+    folds = cv_runs(tmp_path, "ckplus-resnet50-scratch")  # as the CK+ report reads them
+    assert [(r.fold, r.preset) for r in folds] == [(k, "ckplus-resnet50-scratch") for k in range(3)]
 
 
 @pytest.mark.slow
