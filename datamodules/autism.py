@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from litlab.datamodules.autism_copy import MANIFEST, SegmentedCopy, read_segmented_copy
 from litlab.datamodules.autism_layout import AutismLayout, autism_data_path, index_autism_layout
-from litlab.datamodules.base import LitlabDataModule, Parts
+from litlab.datamodules.base import LitlabDataModule, Parts, check_at_least, check_choice
 from litlab.datamodules.cache import cache_root
 from litlab.datamodules.face_masks import BACKGROUND_MODES
 from litlab.datamodules.folders import load_images
@@ -118,10 +118,8 @@ class AutismDataModule(LitlabDataModule):
         **loader: Any,
     ) -> None:
         super().__init__(batch_size=batch_size, **loader)
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        if image_size < 16:
-            raise ValueError(f"image_size must be >= 16, got {image_size}")
+        check_choice("split", split, SPLITS)
+        check_at_least("image_size", image_size, 16)
         self.split_paths: dict[str, list[Path]] = {}
         self.duplicates: dict[str, int] = {}
         self.source_test_paths: list[Path] = []

@@ -14,6 +14,7 @@ links them to the model): ``num_classes``, ``in_chans`` and ``class_names``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,36 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 #: ``(train, val, test)`` index arrays; ``val`` may be the same array as ``test``.
 Parts = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def check_choice(option: str, value: object, choices: Sequence[str]) -> None:
+    """Refuse a constructor option's value outside ``choices``.
+
+    Args:
+        option: The option's name, as ``--data.<option>`` sets it.
+        value: The value given.
+        choices: The values the option takes.
+
+    Raises:
+        ValueError: ``value`` is not one of ``choices``; the message names the option, the
+            value, the choices and the flag that sets them.
+    """
+    if value not in choices:
+        *rest, last = (repr(choice) for choice in choices)
+        named = f"{', '.join(rest)} or {last}" if rest else last
+        raise ValueError(
+            f"{option} must be {named}, got {value!r} (--data.{option}={'|'.join(choices)})"
+        )
+
+
+def check_at_least(option: str, value: float, minimum: float) -> None:
+    """Refuse a constructor option's value below ``minimum``.
+
+    Raises:
+        ValueError: ``value < minimum``; the message names the option, the bound and the value.
+    """
+    if value < minimum:
+        raise ValueError(f"{option} must be >= {minimum}, got {value}")
 
 
 def _dataset_not_needed() -> None:
@@ -65,8 +96,7 @@ class LitlabDataModule(pl.LightningDataModule):
         seed: int = 42,
     ) -> None:
         super().__init__()
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        check_at_least("batch_size", batch_size, 1)
         # Records this constructor's arguments and those of every subclass constructor above it.
         self.save_hyperparameters()
         self.train_set: Dataset | None = None

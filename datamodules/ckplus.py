@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 from litlab.datamodules.arrays import LabelledImages
-from litlab.datamodules.base import LitlabDataModule, Parts
+from litlab.datamodules.base import LitlabDataModule, Parts, check_choice
 from litlab.datamodules.cache import cache_root
 from litlab.datamodules.embedded import embedded_ckplus_folder
 from litlab.datamodules.face_preprocessing import (
@@ -146,8 +146,7 @@ class CKPlusDataModule(LitlabDataModule):
         **loader: Any,
     ) -> None:
         super().__init__(batch_size=batch_size, **loader)
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        check_choice("split", split, SPLITS)
         if split == "subject" and not 0 <= fold < n_folds:
             raise ValueError(f"fold must lie in [0, n_folds={n_folds}), got {fold}")
         if val_fraction is not None and not 0 <= val_fraction < 1:

@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 from litlab.datamodules.arrays import ArrayDataset
 from litlab.datamodules.augment import normalize_to_unit_range, paper_augmentation
-from litlab.datamodules.base import LitlabDataModule, Parts
+from litlab.datamodules.base import LitlabDataModule, Parts, check_choice
 from litlab.datamodules.cache import cache_root
 from litlab.datamodules.doubling import double_training_set
 from litlab.datamodules.embedded import embedded_face_folders
@@ -141,8 +141,7 @@ class FaceExpressionDataModule(LitlabDataModule):
         **loader: Any,
     ) -> None:
         super().__init__(batch_size=batch_size, **loader)
-        if source not in SOURCES:
-            raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+        check_choice("source", source, SOURCES)
         if source == "fer2013_csv" and not csv_path:
             raise ValueError("source='fer2013_csv' needs --data.csv_path /path/to/fer2013.csv")
         if batch_size % m_per_class:

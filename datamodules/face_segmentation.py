@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from litlab.datamodules.augment import joint_flip_affine
 from litlab.datamodules.autism_layout import AutismLayout, autism_data_path, index_autism_layout
-from litlab.datamodules.base import LitlabDataModule
+from litlab.datamodules.base import LitlabDataModule, check_at_least, check_choice
 from litlab.datamodules.cache import cache_root
 from litlab.datamodules.face_masks import (
     MASK_CLASSES,
@@ -119,10 +119,8 @@ class FaceMaskDataModule(LitlabDataModule):
         **loader: Any,
     ) -> None:
         super().__init__(batch_size=batch_size, **loader)
-        if box_method not in BOX_METHODS:
-            raise ValueError(f"box_method must be one of {BOX_METHODS}, got {box_method!r}")
-        if image_size < 16:
-            raise ValueError(f"image_size must be >= 16, got {image_size}")
+        check_choice("box_method", box_method, BOX_METHODS)
+        check_at_least("image_size", image_size, 16)
         self.layout: AutismLayout | None = None
         self.preview_path: Path | None = None
 

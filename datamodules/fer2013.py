@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from litlab.datamodules.base import LitlabDataModule, Parts
+from litlab.datamodules.base import LitlabDataModule, Parts, check_choice
 from litlab.datamodules.embedded import embedded_fer2013_csv
 from litlab.datamodules.fer2013_csv import (
     FER2013_CLASSES,
@@ -61,13 +61,8 @@ class FER2013DataModule(LitlabDataModule):
         **loader: Any,
     ) -> None:
         super().__init__(batch_size=batch_size, **loader)
-        if split not in SPLITS:
-            raise ValueError(f"split must be 'usage' or 'random', got {split!r}")
-        if augment_on not in AUGMENT_ON:
-            raise ValueError(
-                f"augment_on must be 'sample' or 'batch', got {augment_on!r} "
-                "(--data.augment_on=sample|batch)"
-            )
+        check_choice("split", split, SPLITS)
+        check_choice("augment_on", augment_on, AUGMENT_ON)
 
     def data_path(self) -> Path:
         """``csv_path``, or the embedded CSV (generated on first use)."""

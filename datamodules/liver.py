@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 from litlab.datamodules.augment import joint_flip_affine
-from litlab.datamodules.base import LitlabDataModule, Parts
+from litlab.datamodules.base import LitlabDataModule, Parts, check_at_least, check_choice
 from litlab.datamodules.embedded import embedded_liver_phantoms
 from litlab.datamodules.liver_cache import load_or_decode
 from litlab.datamodules.liver_decode import LiverSlices, keep_empty_slice
@@ -197,14 +197,12 @@ class LiverDataModule(LitlabDataModule):
                 f"data.split={split!r}: the liver patient fractions are now data.split_fractions; "
                 "pass them as --data.split_fractions=[0.70,0.16,0.14] (or split_fractions: in YAML)"
             )
-        if layout not in LAYOUTS:
-            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        check_choice("layout", layout, LAYOUTS)
         if num_classes not in (2, 3):
             raise ValueError(
                 f"num_classes must be 2 (background, liver) or 3 (+ tumour), got {num_classes}"
             )
-        if image_size < 8:
-            raise ValueError(f"image_size must be >= 8, got {image_size}")
+        check_at_least("image_size", image_size, 8)
         if len(hu_window) != 2 or not hu_window[1] > hu_window[0]:
             raise ValueError(f"hu_window must be (low, high) with low < high, got {hu_window}")
         fractions = split_fractions

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -114,3 +115,31 @@ def test_class_names_of_a_folder_root_are_its_class_folders(tmp_path: Path) -> N
     assert chosen.class_names == ["y", "x"]
     with pytest.raises(FileNotFoundError, match="does not exist"):
         _ = CKPlusDataModule(root=str(tmp_path / "missing")).class_names
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda: CKPlusDataModule(split="bogus"),
+            r"split must be 'random' or 'subject', got 'bogus'",
+        ),
+        (
+            lambda: FaceExpressionDataModule(source="csv"),
+            r"source must be 'folders' or 'fer2013_csv', got 'csv' "
+            r"\(--data.source=folders\|fer2013_csv\)",
+        ),
+        (
+            lambda: FaceMaskDataModule(box_method="dlib"),
+            r"box_method must be 'auto', 'haar', 'skin' or 'centre', got 'dlib'",
+        ),
+        (lambda: AutismDataModule(image_size=8), r"image_size must be >= 16, got 8"),
+        (lambda: LiverDataModule(image_size=4), r"image_size must be >= 8, got 4"),
+        (lambda: FER2013DataModule(batch_size=0), r"batch_size must be >= 1, got 0"),
+    ],
+)
+def test_an_option_outside_its_values_is_refused_naming_option_value_and_choices(
+    make: Callable[[], object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        make()
