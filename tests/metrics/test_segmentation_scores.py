@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -178,25 +176,10 @@ dist.destroy_process_group()
 """
 
 
-def test_two_process_gloo_sync_pools_the_ranks(tmp_path: Path) -> None:
-    script = tmp_path / "ranks.py"
-    script.write_text(DDP_SCRIPT)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    procs = [
-        subprocess.Popen([sys.executable, str(script), str(r), str(port), str(tmp_path)],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for r in range(2)
-    ]  # fmt: skip
-    try:
-        outputs = [p.communicate(timeout=120)[0] for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    assert [p.returncode for p in procs] == [0, 0], outputs
+def test_two_process_gloo_sync_pools_the_ranks(
+    tmp_path: Path, gloo_ranks: Callable[[str, Path], None]
+) -> None:
+    gloo_ranks(DDP_SCRIPT, tmp_path)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     pooled = SegmentationScores(3)
     for r in ranks:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -133,7 +131,9 @@ dist.destroy_process_group()
 """
 
 
-def test_two_gloo_ranks_sum_each_volume_before_scoring(tmp_path: Path) -> None:
+def test_two_gloo_ranks_sum_each_volume_before_scoring(
+    tmp_path: Path, gloo_ranks: Callable[[str, Path], None]
+) -> None:
     g = torch.Generator().manual_seed(0)
     n = 7
     data = {
@@ -143,24 +143,7 @@ def test_two_gloo_ranks_sum_each_volume_before_scoring(tmp_path: Path) -> None:
         "order": [list(range(0, n, 2)), [*range(1, n, 2), 0]],
     }
     torch.save(data, tmp_path / "data.pt")
-    script = tmp_path / "ranks.py"
-    script.write_text(DDP_SCRIPT)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    procs = [
-        subprocess.Popen([sys.executable, str(script), str(r), str(port), str(tmp_path)],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for r in range(2)
-    ]  # fmt: skip
-    try:
-        outputs = [p.communicate(timeout=120)[0] for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    assert [p.returncode for p in procs] == [0, 0], outputs
+    gloo_ranks(DDP_SCRIPT, tmp_path)
     single = VolumeScores(2)
     single.update(data["preds"], data["target"], data["volumes"], torch.arange(n))
     want = single.compute()
