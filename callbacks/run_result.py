@@ -49,9 +49,12 @@ class ValidationHistory(Callback):
     ) -> None:
         if trainer.state.fn == "fit" and trainer.is_global_zero:
             error = f"{type(exception).__name__}: {exception}"
-            save_result(
-                Path(trainer.default_root_dir), build_result(trainer, "failed", error=error)
-            )
+            try:  # the run folder may be what failed (read-only, full): the error is the news
+                save_result(
+                    Path(trainer.default_root_dir), build_result(trainer, "failed", error=error)
+                )
+            except OSError as err:
+                log.warning("cannot write %s in %s: %s", RESULT_FILE, trainer.default_root_dir, err)
 
     def state_dict(self) -> dict[str, Any]:
         return {"epochs": self.epochs}

@@ -50,6 +50,8 @@ from litlab.datamodules.splits import (
     subject_folds,
 )
 
+from litlab.errors import BadInputError
+
 log = logging.getLogger(__name__)
 
 CKPLUS_CLASSES: tuple[str, ...] = (
@@ -170,7 +172,7 @@ class CKPlusDataModule(LitlabDataModule):
     def class_names(self) -> list[str]:
         """The class folders of ``root`` (sorted), or CK+'s seven for the embedded copy."""
         if self.hparams.root:
-            return class_folder_names(self.data_path())
+            return class_folder_names(self.data_path(), required=True)
         return list(CKPLUS_CLASSES)
 
     def data_path(self) -> Path:
@@ -210,9 +212,16 @@ class CKPlusDataModule(LitlabDataModule):
                     "data.val_fraction > 0 for a separate validation part",
                     100 * hp.test_fraction,
                 )
-            parts = stratified_train_val_test(
-                data.labels, hp.test_fraction, val_fraction, self.seed
-            )
+            try:
+                parts = stratified_train_val_test(
+                    data.labels,
+                    hp.test_fraction,
+                    val_fraction,
+                    self.seed,
+                    self.index.classes if self.index is not None else None,
+                )
+            except BadInputError as err:
+                raise BadInputError(f"{self.data_path()}: {err}") from err
             where = f"{1 - hp.test_fraction:.0%}/{hp.test_fraction:.0%}"
         else:
             groups = subject_ids(data.paths, hp.subject_pattern)

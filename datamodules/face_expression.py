@@ -166,7 +166,8 @@ class FaceExpressionDataModule(LitlabDataModule):
         if not hp.root:
             return list(KAGGLE_CLASSES)
         root = self.data_path()
-        return class_folder_names(root / TRAIN_DIR if (root / TRAIN_DIR).is_dir() else root)
+        folder = root / TRAIN_DIR if (root / TRAIN_DIR).is_dir() else root
+        return class_folder_names(folder, required=True)
 
     def data_path(self) -> Path:
         """The CSV, ``root``, or the embedded folders (generated on first use)."""

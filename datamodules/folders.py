@@ -64,11 +64,16 @@ def is_image_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
 
 
-def class_folder_names(root: str | Path) -> list[str]:
+def class_folder_names(root: str | Path, required: bool = False) -> list[str]:
     """The class folders of a ``root/<class>/<image>`` tree: visible sub-folders, sorted by name.
+
+    Args:
+        root: The tree's root.
+        required: Raise when there is none (the classes are the folders), instead of ``[]``.
 
     Raises:
         FileNotFoundError: ``root`` does not exist or is not a folder.
+        BadInputError: ``required`` and ``root`` holds no class folder.
     """
     root = Path(root).expanduser()
     if not root.is_dir():
@@ -76,7 +81,13 @@ def class_folder_names(root: str | Path) -> list[str]:
         raise FileNotFoundError(
             f"image folder root {root} {what}; expected a folder laid out as <root>/<class>/<image>"
         )
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if required and not names:
+        raise BadInputError(
+            f"{root} has no class sub-folders; expected <root>/<class>/<image> "
+            "(one folder per class)"
+        )
+    return names
 
 
 def index_class_folders(root: str | Path, classes: Sequence[str] | None = None) -> FolderIndex:
@@ -100,13 +111,8 @@ def index_class_folders(root: str | Path, classes: Sequence[str] | None = None) 
             ``classes`` is empty or repeats a name.
     """
     root = Path(root).expanduser()
-    found = class_folder_names(root)
+    found = class_folder_names(root, required=classes is None)
     if classes is None:
-        if not found:
-            raise BadInputError(
-                f"{root} has no class sub-folders; expected <root>/<class>/<image> "
-                "(one folder per class)"
-            )
         names = found
     else:
         names = list(classes)

@@ -60,6 +60,36 @@ def _check_fraction(fraction: float, name: str, low_inclusive: bool = False) -> 
         raise ValueError(f"{name} must lie in {bounds}, got {fraction}")
 
 
+def check_stratifiable(
+    labels: np.ndarray, fraction: float, names: Sequence[str] | None = None
+) -> None:
+    """Raise unless a stratified hold-out of ``fraction`` can keep every class on both sides.
+
+    scikit-learn needs at least 2 items of each class, and each side at least one item per
+    class; this says so naming the class (``names[label]`` when given) and its count.
+
+    Raises:
+        BadInputError: A class has a single item, or a side would be smaller than the classes.
+    """
+    counts = np.bincount(np.asarray(labels, dtype=np.int64))
+    present = np.flatnonzero(counts)
+    single = [int(c) for c in present if counts[c] < 2]
+    if single:
+        shown = ", ".join(repr(names[c]) if names else str(c) for c in single)
+        raise BadInputError(
+            f"class {shown} has a single image; a stratified split needs at least 2 of each "
+            "class (one for each side): add images, or leave the class out"
+        )
+    n, k = len(labels), len(present)
+    n_held = math.ceil(fraction * n)
+    if n_held < k or n - n_held < k:
+        raise BadInputError(
+            f"{n} images of {k} classes are too few for a stratified {fraction:.0%} hold-out: "
+            f"each side needs one image of every class, so at least "
+            f"{math.ceil(k / min(fraction, 1 - fraction))} are needed; add images"
+        )
+
+
 def stratified_holdout(
     labels: np.ndarray, fraction: float, seed: int, stratify: bool = True, name: str = "fraction"
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -84,7 +114,11 @@ def stratified_holdout(
 
 
 def stratified_train_val_test(
-    labels: np.ndarray, test_fraction: float, val_fraction: float, seed: int
+    labels: np.ndarray,
+    test_fraction: float,
+    val_fraction: float,
+    seed: int,
+    names: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A stratified test part, then a stratified validation part carved from the rest.
 
@@ -96,16 +130,22 @@ def stratified_train_val_test(
         val_fraction: Share of the remaining images held out for validation, in ``[0, 1)``; 0
             validates on the test part, as the papers (which had only two parts) did.
         seed: Seed of both draws.
+        names: Class names, for the error about a class too small to stratify.
 
     Returns:
         Sorted ``(train, val, test)`` indices; ``val`` equals ``test`` when ``val_fraction`` is 0.
+
+    Raises:
+        BadInputError: Too few images (of a class) to stratify (:func:`check_stratifiable`).
     """
     _check_fraction(test_fraction, "test_fraction")
     _check_fraction(val_fraction, "val_fraction", low_inclusive=True)
+    check_stratifiable(labels, test_fraction, names)
     idx = np.arange(len(labels))
     train, test = train_test_split(idx, test_size=test_fraction, random_state=seed, stratify=labels)
     if val_fraction == 0:
         return np.sort(train), np.sort(test), np.sort(test)
+    check_stratifiable(labels[train], val_fraction, names)
     train, val = train_test_split(
         train, test_size=val_fraction, random_state=seed, stratify=labels[train]
     )

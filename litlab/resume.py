@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 
+from litlab.checkpoint_file import read_checkpoint
 from litlab.contract import CONTRACT
 
 log = logging.getLogger(__name__)
@@ -53,13 +53,13 @@ def run_config(run_dir: Path) -> Path | None:
 
 
 def load_checkpoint(ckpt_path: str | Path) -> dict[str, Any]:
-    """A checkpoint's contents, memory-mapped (tensors are read only if touched)."""
-    try:
-        return torch.load(str(ckpt_path), map_location="cpu", weights_only=True, mmap=True)
-    except Exception as err:
-        raise ValueError(
-            f"cannot read checkpoint {ckpt_path}: {err}. Pass a .ckpt file written by litlab fit"
-        ) from err
+    """A checkpoint's contents, memory-mapped (tensors are read only if touched).
+
+    Raises:
+        BadInputError: The file is damaged, is no checkpoint, or carries code (refused):
+            :func:`litlab.checkpoint_file.read_checkpoint` says which.
+    """
+    return read_checkpoint(ckpt_path)
 
 
 def checkpoint_seed(checkpoint: Mapping[str, Any]) -> int | None:

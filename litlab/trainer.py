@@ -6,13 +6,21 @@ as every batch. Its annotation ``Optional[Union[int, float]]`` can reach the par
 another import spelled first wins. jsonargparse tries the members in order, so
 ``--trainer.limit_train_batches=1`` became ``1.0``, i.e. all batches. This subclass declares the
 limits int-first with PEP 604 unions, which no cache reorders.
+
+A value Lightning refuses (``--trainer.max_epochs=-5``, an accelerator this machine lacks) is a
+:class:`~litlab.errors.BadInputError` naming the ``--trainer`` option, not a traceback.
 """
 
 from __future__ import annotations
 
+import inspect
+import re
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+from litlab.errors import BadInputError
 
 
 class Trainer(pl.Trainer):
@@ -39,11 +47,35 @@ class Trainer(pl.Trainer):
         overfit_batches: int | float = 0.0,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            limit_train_batches=limit_train_batches,
-            limit_val_batches=limit_val_batches,
-            limit_test_batches=limit_test_batches,
-            limit_predict_batches=limit_predict_batches,
-            overfit_batches=overfit_batches,
-            **kwargs,
-        )
+        try:
+            super().__init__(
+                limit_train_batches=limit_train_batches,
+                limit_val_batches=limit_val_batches,
+                limit_test_batches=limit_test_batches,
+                limit_predict_batches=limit_predict_batches,
+                overfit_batches=overfit_batches,
+                **kwargs,
+            )
+        except (MisconfigurationException, ValueError) as err:
+            raise option_error(err) from err
+        except ImportError as err:  # e.g. an accelerator whose package is not installed
+            raise BadInputError(
+                f"a --trainer option needs a package that is not installed: {err}. Install it, "
+                "or choose another --trainer.accelerator / --trainer.strategy / --trainer.precision"
+            ) from err
+
+
+def option_error(err: Exception) -> BadInputError:
+    """Lightning's refusal of a Trainer argument as an error naming the ``--trainer`` option.
+
+    The option is the first ``Trainer`` argument the message names: in backquotes
+    (```max_epochs` must be ...``, ```Trainer(devices=0)` ...``), else anywhere (``Precision 'x'
+    is invalid``); without one the message asks to check the options.
+    """
+    arguments = inspect.signature(pl.Trainer.__init__).parameters
+    text = str(err)
+    quoted = " ".join(re.findall(r"`([^`]*)`", text))
+    words = re.findall(r"[A-Za-z_]\w*", quoted) + re.findall(r"[A-Za-z_]\w*", text)
+    named = [w.lower() for w in words if w.lower() in arguments and w.lower() != "self"]
+    option = f"--trainer.{named[0]}" if named else "a --trainer option"
+    return BadInputError(f"{option}: {text} Fix {option} (litlab fit --help lists the options).")

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import yaml
 
-from litlab.presets import PRESET_DIR
+from litlab.errors import BadInputError
+from litlab.presets import PRESET_DIR, read_yaml_mapping
 
 _TYPES = ("float", "int", "categorical")
 
@@ -43,22 +43,22 @@ class SearchSpace:
     source: str = "<inline>"
 
     def __post_init__(self) -> None:
+        if not isinstance(self.metric, str) or not self.metric:
+            raise BadInputError(
+                f"{self.source}: metric must be a logged key such as val/loss, got {self.metric!r}"
+            )
         if self.direction not in ("minimize", "maximize"):
-            raise ValueError(
+            raise BadInputError(
                 f"{self.source}: direction must be minimize or maximize, got {self.direction!r}"
             )
+        if not isinstance(self.params, dict):
+            raise BadInputError(
+                f"{self.source}: params must map option names to specs, e.g. "
+                "'model.lr: {{type: float, low: 1.0e-4, high: 1.0e-2, log: true}}'; got "
+                f"{type(self.params).__name__}"
+            )
         for name, spec in self.params.items():
-            kind = spec.get("type")
-            if kind not in _TYPES:
-                raise ValueError(
-                    f"{self.source}: parameter {name!r} has type {kind!r}; use one of {_TYPES}"
-                )
-            if kind == "categorical" and not spec.get("choices"):
-                raise ValueError(
-                    f"{self.source}: categorical parameter {name!r} needs a non-empty 'choices' list"
-                )
-            if kind in ("float", "int") and not spec.get("low", 0) < spec.get("high", 0):
-                raise ValueError(f"{self.source}: parameter {name!r} needs low < high, got {spec}")
+            _check_param(self.source, name, spec)
 
     def without(self, fixed: set[str]) -> SearchSpace:
         """The space minus parameters the user fixed on the command line."""
@@ -85,6 +85,31 @@ class SearchSpace:
             else:
                 values[name] = trial.suggest_categorical(name, spec["choices"])
         return values
+
+
+def _check_param(source: str, name: object, spec: object) -> None:
+    """Raise when one ``params`` entry is not a distribution Optuna can sample."""
+    where = f"{source}: parameter {name!r}"
+    if not isinstance(name, str) or not isinstance(spec, dict):
+        raise BadInputError(
+            f"{where} must be a dotted option name with a mapping such as "
+            f"{{type: float, low: 0.0001, high: 0.01}}; got {spec!r}"
+        )
+    kind = spec.get("type")
+    if kind not in _TYPES:
+        raise BadInputError(f"{where} has type {kind!r}; use one of {_TYPES}")
+    if kind == "categorical":
+        if not isinstance(spec.get("choices"), list) or not spec["choices"]:
+            raise BadInputError(f"{where}: categorical needs a non-empty 'choices' list")
+        return
+    low, high = spec.get("low"), spec.get("high")
+    numbers = (int,) if kind == "int" else (int, float)
+    if not all(isinstance(v, numbers) and not isinstance(v, bool) for v in (low, high)):
+        raise BadInputError(f"{where} needs numeric {kind} low and high, got {spec}")
+    if not low < high:
+        raise BadInputError(f"{where} needs low < high, got {spec}")
+    if spec.get("log") and low <= 0:
+        raise BadInputError(f"{where} has log: true, which needs low > 0, got {spec}")
 
 
 def override_args(values: dict[str, Any]) -> list[str]:
@@ -116,7 +141,7 @@ def load_space(config: str, space_file: str | None = None) -> SearchSpace:
             f"no search space for {config!r}: expected {path}; write one (see sweeps/space.py for the "
             "format) or pass --space FILE"
         )
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = read_yaml_mapping(path, "search space", "see sweeps/space.py for the format")
     return SearchSpace(
         metric=raw.get("metric", "val/loss"),
         direction=raw.get("direction", "minimize"),
