@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import lightning.pytorch as pl
 import pytest
 import torch
 
@@ -30,3 +33,20 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"sample data folder {SHARED_DATA} is not present")
     return SHARED_DATA
+
+
+@pytest.fixture
+def cpu_trainer() -> Callable[..., pl.Trainer]:
+    """A quiet CPU ``Trainer`` factory: no logger, progress bar or model summary; ``**options``
+    are passed on (and may override those)."""
+
+    def make(**options: Any) -> pl.Trainer:
+        quiet = {
+            "accelerator": "cpu",
+            "logger": False,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+        }
+        return pl.Trainer(**{**quiet, **options})
+
+    return make

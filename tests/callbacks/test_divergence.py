@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -49,14 +50,12 @@ class Breaks(pl.LightningModule):
         return DataLoader(TensorDataset(torch.ones(2, 2)), batch_size=2)
 
 
-def _fit(root: Path, how: str, at_step: int) -> list[pl.Callback]:
+def _fit(
+    cpu_trainer: Callable[..., pl.Trainer], root: Path, how: str, at_step: int
+) -> list[pl.Callback]:
     writers = run_checkpoints(root / "ckpt", "val/loss", "min", every_n_steps=1)
-    trainer = pl.Trainer(
+    trainer = cpu_trainer(
         max_epochs=4,
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         default_root_dir=root,
         callbacks=[DivergenceStop(check_weights_every_n_steps=1), *writers],
     )
@@ -77,9 +76,11 @@ def _finite_weights(path: Path) -> bool:
         ("weights", 5, "training diverged at epoch 1 (weights layer.weight=-inf)"),
     ],
 )
-def test_stops_at_once_and_keeps_only_finite_checkpoints(tmp_path, how, at_step, message):
+def test_stops_at_once_and_keeps_only_finite_checkpoints(
+    tmp_path, cpu_trainer, how, at_step, message
+):
     with pytest.raises(TrainingDiverged) as caught:
-        _fit(tmp_path, how, at_step)
+        _fit(cpu_trainer, tmp_path, how, at_step)
     assert str(caught.value).startswith(message), caught.value
     assert caught.value.epoch == 1
     last = torch.load(tmp_path / "ckpt/last.ckpt", weights_only=True)
@@ -88,17 +89,13 @@ def test_stops_at_once_and_keeps_only_finite_checkpoints(tmp_path, how, at_step,
         assert _finite_weights(tmp_path / "ckpt" / name), name
 
 
-def test_a_nan_sanity_check_is_not_divergence(tmp_path):
+def test_a_nan_sanity_check_is_not_divergence(cpu_trainer):
     """Untrained weights may give any val/loss; only trained epochs count."""
     module = Breaks("val", 0)
-    trainer = pl.Trainer(
+    trainer = cpu_trainer(
         max_epochs=1,
         limit_val_batches=0,
         num_sanity_val_steps=1,
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         enable_checkpointing=False,
         callbacks=[DivergenceStop()],
     )

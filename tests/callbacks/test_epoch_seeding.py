@@ -4,6 +4,7 @@ was never stopped (shuffle order, augmentation in the loader, dropout in the ste
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -77,6 +78,7 @@ class CopyCheckpointAt(pl.Callback):
 
 
 def _fit(
+    cpu_trainer: Callable[..., pl.Trainer],
     root: Path,
     num_workers: int,
     ckpt_path: Path | None = None,
@@ -85,12 +87,8 @@ def _fit(
 ) -> Recorder:
     pl.seed_everything(7, workers=True, verbose=False)
     module = Recorder(num_workers)
-    trainer = pl.Trainer(
+    trainer = cpu_trainer(
         max_epochs=3,
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         default_root_dir=root,
         callbacks=[
             *([EpochSeeding(7)] if seeding else []),
@@ -103,11 +101,12 @@ def _fit(
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])
-def test_resumed_epochs_repeat_the_uninterrupted_ones(tmp_path, num_workers):
+def test_resumed_epochs_repeat_the_uninterrupted_ones(tmp_path, cpu_trainer, num_workers):
     """Resume at an epoch boundary and mid-epoch (a step checkpoint): same batches, same weights."""
     # Step 6 is the first batch of epoch 1; step 10 ends epoch 1.
     mid, boundary = tmp_path / "mid", tmp_path / "boundary"
     whole = _fit(
+        cpu_trainer,
         tmp_path / "whole",
         num_workers,
         extra=[
@@ -121,18 +120,20 @@ def test_resumed_epochs_repeat_the_uninterrupted_ones(tmp_path, num_workers):
     assert torch.load(boundary / "checkpoints/last.ckpt", weights_only=True)["global_step"] == 10
 
     for root, done in ((mid, 6), (boundary, 10)):
-        resumed = _fit(root, num_workers, ckpt_path=root / "checkpoints/last.ckpt")
+        resumed = _fit(cpu_trainer, root, num_workers, ckpt_path=root / "checkpoints/last.ckpt")
         assert resumed.seen == whole.seen[done:], root.name
         for a, b in zip(resumed.parameters(), whole.parameters(), strict=True):
             assert torch.equal(a, b), root.name
 
 
-def test_without_reseeding_a_resume_differs(tmp_path):
+def test_without_reseeding_a_resume_differs(tmp_path, cpu_trainer):
     """The check above can fail: seeding once per process, epoch 2 gets other batches."""
     boundary = tmp_path / "boundary"
     copy = CopyCheckpointAt(11, tmp_path / "whole/checkpoints/last.ckpt", boundary / "checkpoints")
-    whole = _fit(tmp_path / "whole", 0, extra=[copy], seeding=False)
-    resumed = _fit(boundary, 0, ckpt_path=boundary / "checkpoints/last.ckpt", seeding=False)
+    whole = _fit(cpu_trainer, tmp_path / "whole", 0, extra=[copy], seeding=False)
+    resumed = _fit(
+        cpu_trainer, boundary, 0, ckpt_path=boundary / "checkpoints/last.ckpt", seeding=False
+    )
     assert [s[2] for s in resumed.seen] != [s[2] for s in whole.seen[10:]]
 
 

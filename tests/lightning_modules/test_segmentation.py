@@ -183,19 +183,15 @@ class _TinyMasks(pl.LightningDataModule):
         return self._loader()
 
 
-def test_fit_logs_metrics_writes_overlays_and_reloads(tmp_path):
+def test_fit_logs_metrics_writes_overlays_and_reloads(tmp_path, cpu_trainer):
     module = SegmentationModule(
         **SMALL,
         class_names=["background", "liver"],
         num_overlays=3,
     )
-    trainer = pl.Trainer(
+    trainer = cpu_trainer(
         max_epochs=2,
-        accelerator="cpu",
         default_root_dir=tmp_path,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         callbacks=[pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", monitor="val/loss")],
     )
     data = _TinyMasks()
