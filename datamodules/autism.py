@@ -40,6 +40,8 @@ from litlab.datamodules.splits import stratified_train_val_test
 from litlab.datamodules.synthetic.autism import AUTISM_CLASSES, KAGGLE_SPLITS
 from torch.utils.data import Dataset
 
+from litlab.errors import BadInputError
+
 if TYPE_CHECKING:
     from litlab.datamodules.predict_inputs import PredictItems
 
@@ -161,7 +163,12 @@ class AutismDataModule(LitlabDataModule):
                 "the paper, so the kept checkpoint is chosen on test images",
                 100 * hp.test_fraction,
             )
-        return stratified_train_val_test(data.labels, hp.test_fraction, hp.val_fraction, self.seed)
+        try:
+            return stratified_train_val_test(
+                data.labels, hp.test_fraction, hp.val_fraction, self.seed, list(AUTISM_CLASSES)
+            )
+        except BadInputError as err:
+            raise BadInputError(f"{self.data_path()}: {err}") from err
 
     def datasets(self, data: AutismImages, parts: Parts) -> tuple[Dataset, Dataset, Dataset]:
         """The classification datasets, after counting train/test duplicates by dHash."""
