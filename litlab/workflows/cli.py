@@ -95,6 +95,8 @@ def segment_then_classify(argv: list[str]) -> int:
 def main(argv: list[str]) -> int:
     """Console entry: ``litlab workflow <name> ...``."""
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in WORKFLOWS:
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"litlab workflow: error: unknown workflow {argv[0]!r}", file=sys.stderr)
         print("usage: litlab workflow <name> [options]   (litlab workflow <name> --help)\n")
         for name, what in WORKFLOWS.items():
             print(f"  {name:<22} {what}")
