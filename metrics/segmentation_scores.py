@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 from litlab.metrics.functional.segmentation_scores import (
+    check_num_classes,
     pixel_confusion_matrix,
     segmentation_scores,
 )
@@ -33,8 +34,7 @@ class SegmentationScores(Metric):
 
     def __init__(self, num_classes: int) -> None:
         super().__init__()
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be >= 2 (background counts), got {num_classes}")
+        check_num_classes(num_classes)
         self.num_classes = num_classes
         zeros = torch.zeros(num_classes, num_classes, dtype=torch.long)
         self.add_state("confmat", default=zeros, dist_reduce_fx="sum")

@@ -10,6 +10,7 @@ volume, so a volume whose slices were spread over several ranks is scored whole.
 from __future__ import annotations
 
 import torch
+from litlab.metrics.functional.segmentation_scores import check_num_classes
 from litlab.metrics.functional.volume_scores import (
     first_occurrences,
     slice_counts,
@@ -43,8 +44,7 @@ class VolumeScores(Metric):
 
     def __init__(self, num_classes: int) -> None:
         super().__init__()
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be >= 2 (background counts), got {num_classes}")
+        check_num_classes(num_classes)
         self.num_classes = num_classes
         self.num_structures = 1 if num_classes == 2 else num_classes
         self.add_state("volume_ids", default=[], dist_reduce_fx="cat")

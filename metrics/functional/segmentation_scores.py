@@ -14,6 +14,16 @@ import torch
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 
+def check_num_classes(num_classes: int) -> None:
+    """Refuse fewer than two classes: background is a class, so one class scores nothing.
+
+    Raises:
+        ValueError: ``num_classes < 2``, naming the value.
+    """
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be >= 2 (background counts), got {num_classes}")
+
+
 def pixel_confusion_matrix(
     preds: torch.Tensor, target: torch.Tensor, num_classes: int
 ) -> torch.Tensor:

@@ -21,6 +21,7 @@ items): :func:`first_occurrences` keeps each slice id once before the counts are
 from __future__ import annotations
 
 import torch
+from litlab.metrics.functional.segmentation_scores import check_num_classes
 
 #: Columns of the last axis of the counts tensors.
 TP, FP, FN = 0, 1, 2
@@ -52,8 +53,7 @@ def slice_counts(preds: torch.Tensor, target: torch.Tensor, num_classes: int) ->
         raise ValueError(
             f"preds {tuple(preds.shape)} and target {tuple(target.shape)} must both be (B, H, W)"
         )
-    if num_classes < 2:
-        raise ValueError(f"num_classes must be >= 2 (background counts), got {num_classes}")
+    check_num_classes(num_classes)
     if num_classes == 2:
         pairs = [(preds == 1, target == 1)]
     else:
