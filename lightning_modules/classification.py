@@ -89,6 +89,7 @@ class ClassificationModule(pl.LightningModule):
         self.val_confusion = MulticlassConfusionMatrix(num_classes)
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
         self.val_acc_best = MaxMetric()
+        self.val_acc_best.persistent(True)  # in checkpoints, so a resumed fit keeps its best
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -102,7 +103,8 @@ class ClassificationModule(pl.LightningModule):
         return self.criterion(logits, y), logits.argmax(1), y
 
     def on_train_start(self) -> None:
-        self.val_acc_best.reset()
+        if self.trainer.ckpt_path is None:  # a resumed fit keeps the best it restored
+            self.val_acc_best.reset()
 
     def on_train_epoch_start(self) -> None:
         set_backbone_trainable(self.net, self.current_epoch >= self.hparams.freeze_backbone_epochs)

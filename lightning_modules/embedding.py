@@ -112,6 +112,7 @@ class EmbeddingModule(pl.LightningModule):
         self.val_knn = KNNRetrievalMetric(num_classes, knn_k)
         self.test_knn = KNNRetrievalMetric(num_classes, knn_k)
         self.val_knn_acc_best = MaxMetric()
+        self.val_knn_acc_best.persistent(True)  # in checkpoints, so a resumed fit keeps its best
         # The embedded training gallery of the last validation epoch, saved with the weights.
         self.register_buffer("gallery_embeddings", torch.empty(0, embedding_dim))
         self.register_buffer("gallery_labels", torch.empty(0, dtype=torch.long))

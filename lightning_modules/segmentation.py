@@ -165,6 +165,7 @@ class SegmentationModule(pl.LightningModule):
         self.test_metrics = SegmentationScores(classes)
         self.test_volume_scores = VolumeScores(classes)
         self.val_miou_best = MaxMetric()
+        self.val_miou_best.persistent(True)  # in checkpoints, so a resumed fit keeps its best
         self._overlays = {stage: OverlaySelection(num_overlays) for stage in ("val", "test")}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -304,7 +305,8 @@ class SegmentationModule(pl.LightningModule):
     def on_train_start(self) -> None:
         # The sanity check fills val metrics with an untrained net's scores; drop them.
         self.val_metrics.reset()
-        self.val_miou_best.reset()
+        if self.trainer.ckpt_path is None:  # a resumed fit keeps the best it restored
+            self.val_miou_best.reset()
 
     def _log_epoch_metrics(self, stage: str) -> torch.Tensor | None:
         metrics: SegmentationScores = getattr(self, f"{stage}_metrics")
