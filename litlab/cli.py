@@ -15,6 +15,7 @@ import os
 import sys
 from typing import Any
 
+from litlab.failures import DEBUG_ENV, report_failure
 from litlab.presets import PRESET_DIR, preset_description, preset_names, resolve_preset
 from litlab.runs import die_with_parent
 
@@ -109,6 +110,16 @@ def main(argv: list[str] | None = None) -> int:
     if command == "presets":
         list_presets()
         return 0
+    try:
+        return _dispatch(command, argv)
+    except Exception as err:  # the last net: bad input (exit 2) or an internal error (exit 1)
+        if os.environ.get(DEBUG_ENV):
+            raise
+        return report_failure(err, argv)
+
+
+def _dispatch(command: str, argv: list[str]) -> int:
+    """Run a tool command or a trainer command; returns its exit code."""
     if command in EXTRA_COMMANDS:
         module = importlib.import_module(EXTRA_COMMANDS[command][0])
         return int(module.main(argv[1:]) or 0)
@@ -120,32 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingDiverged as err:
         print(f"litlab: error: {err}", file=sys.stderr)
         return 3
-    except (FileNotFoundError, ValueError) as err:
-        if os.environ.get("LITLAB_DEBUG"):
-            raise
-        print(
-            f"litlab: error: {user_message(err)}\n(set LITLAB_DEBUG=1 to see the traceback)",
-            file=sys.stderr,
-        )
-        return 2
     return 0
-
-
-def user_message(err: Exception) -> str:
-    """The message a user needs from an error.
-
-    jsonargparse wraps an exception raised while instantiating a ``class_path`` in a long
-    "Does not validate against any of the Union subtypes" report; the cause is its first
-    listed error that is not about the ``None`` alternative.
-    """
-    text = str(err)
-    if "Does not validate against any of the Union subtypes" not in text:
-        return text
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("- ") and "NoneType" not in line:
-            return line[2:]
-    return text
 
 
 if __name__ == "__main__":

@@ -37,6 +37,8 @@ from litlab.contract import (
     link_contract,
 )
 from litlab.csv_logger import RunCSVLogger
+from litlab.errors import BadInputError
+from litlab.failures import RUN_DIR_ATTR
 from litlab.predict import add_predict_arguments, before_predict, prediction_writer, summary_lines
 from litlab.resume import Resume, wandb_run_id, with_run_config
 from litlab.trainer import Trainer
@@ -237,9 +239,11 @@ class LitlabCLI(LightningCLI):
         trainer_cfg = self._get(self.config_init, "trainer", default={})
         if trainer_cfg.get("default_root_dir"):
             run_dir = Path(trainer_cfg["default_root_dir"])
+            make_run_folder(run_dir, "--trainer.default_root_dir")
         else:
             run_dir = self._run_dir()
             kwargs["default_root_dir"] = str(run_dir)
+            make_run_folder(run_dir, "--output_dir")
         callbacks = list(trainer_cfg.get("callbacks") or [])
         every = self._cfg("checkpoint_every_n_steps") or 0
         if trainer_cfg.get("logger") in (None, True):
@@ -354,6 +358,25 @@ def print_summary(metrics: dict[str, float], run_dir: Path, best: str | None) ->
         print(f"figure:          {image}")
 
 
+def make_run_folder(run_dir: Path, option: str) -> None:
+    """Create the run folder and check it takes files, before any output is written there.
+
+    Raises:
+        BadInputError: It cannot be created or written (read-only, no space ...): names the
+            folder, the reason and ``option``.
+    """
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise BadInputError(
+            f"cannot write the run folder {run_dir}: {err.strerror or err}; pass {option} "
+            "with a writable folder (runs go under ./runs by default)"
+        ) from err
+
+
 def run_cli(argv: list[str], extra_callbacks: list[pl.Callback] | None = None) -> LitlabCLI:
     """Run ``litlab <subcommand> ...`` in this process and return the CLI object.
 
@@ -365,6 +388,10 @@ def run_cli(argv: list[str], extra_callbacks: list[pl.Callback] | None = None) -
     defaults = {"callbacks": list(extra_callbacks)} if extra_callbacks else None
     try:
         return LitlabCLI(args=resolve_config_args(with_run_config(argv)), trainer_defaults=defaults)
+    except Exception as err:
+        if os.environ.get(RUN_DIR_ENV):  # where the failure's traceback is logged
+            setattr(err, RUN_DIR_ATTR, os.environ[RUN_DIR_ENV])
+        raise
     finally:
         if owns_env:
             os.environ.pop(RUN_DIR_ENV, None)
