@@ -60,8 +60,8 @@ install: $(STAMP) ## Create .venv and install litlab with dev extras (other targ
 test: $(STAMP) ## Run the fast test suite (no slow tests)
 	$(BIN)/pytest -m "not slow" -q
 
-test-full: $(STAMP) ## Run every test, slow ones included
-	$(BIN)/pytest -q
+test-full: $(STAMP) ## Run every test, slow ones included (and the long input-fuzzing profile)
+	LITLAB_FUZZ=long $(BIN)/pytest -q
 
 lint: $(STAMP) ## Lint with ruff
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
