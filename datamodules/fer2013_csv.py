@@ -31,7 +31,7 @@ _EMOTIONS = {str(i) for i in range(7)}
 
 
 class FER2013FormatError(BadInputError):
-    """A row of a FER2013 CSV that cannot be used; names the line and the fault."""
+    """A FER2013 CSV (or a row of one) that cannot be used; names the file, line and fault."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def _require_file(path: Path) -> None:
     if path.is_dir():
         inside = sorted(p.name for p in path.glob("*.csv"))[:5]
         hint = f" (it holds {', '.join(inside)})" if inside else ""
-        raise BadInputError(
+        raise FER2013FormatError(
             f"FER2013 CSV {path} is a folder, not a file{hint}; pass the CSV file itself: "
             "--data.csv_path /path/to/fer2013.csv"
         )

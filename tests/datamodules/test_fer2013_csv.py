@@ -131,3 +131,35 @@ def test_real_sample_with_cut_off_last_line(shared_data):
     data = parse_fer2013_csv(path, skip_bad_rows=True)
     assert data.skipped == 1 and len(data.labels) >= 1000
     assert set(data.usage.tolist()) == {"Training"}
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    ["double space", "tab", "quoted pixels", "quoted fields", "blanks at the ends", "CRLF"],
+)
+def test_other_valid_spellings_of_a_row_parse_to_the_same_values(tmp_path, spelling):
+    line, pixels = _row(4, 7, "PublicTest")
+    values = line.rstrip("\n").split(",")[1]
+    row = {
+        "double space": f"4,{values.replace(' ', '  ', 5)},PublicTest\n",
+        "tab": f"4,{values.replace(' ', chr(9), 5)},PublicTest\n",
+        "quoted pixels": f'4,"{values}",PublicTest\n',
+        "quoted fields": f'"4","{values}","PublicTest"\n',
+        "blanks at the ends": f"4,  {values} ,PublicTest\n",
+        "CRLF": line.replace("\n", "\r\n"),
+    }[spelling]
+    path = _write(tmp_path, [GOOD, row])
+    data = parse_fer2013_csv(path)
+    np.testing.assert_array_equal(data.images[1], pixels)
+    assert data.labels.tolist() == [0, 4] and data.usage.tolist() == ["Training", "PublicTest"]
+
+
+def test_a_folder_a_header_only_file_and_all_bad_rows_are_named(tmp_path):
+    (tmp_path / "dir.csv").mkdir()
+    with pytest.raises(FER2013FormatError, match=r"dir\.csv is a folder.*--data\.csv_path"):
+        parse_fer2013_csv(tmp_path / "dir.csv")
+    with pytest.raises(FER2013FormatError, match="has a header but no data rows"):
+        parse_fer2013_csv(_write(tmp_path, []))
+    path = _write(tmp_path, ["9," + " ".join(["5"] * 2304) + ",Training\n"], "bad.csv")
+    with pytest.raises(FER2013FormatError, match="no usable rows.*line 2: emotion '9'"):
+        parse_fer2013_csv(path, skip_bad_rows=True)
