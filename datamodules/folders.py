@@ -123,8 +123,8 @@ def index_class_folders(root: str | Path, classes: Sequence[str] | None = None) 
         missing = [c for c in names if c not in found]
         if missing:
             raise FileNotFoundError(
-                f"class folder(s) {missing} not found under {root}; it holds {found}. "
-                "Fix the folder names or the classes argument."
+                f"class folder(s) {missing} not found under {root}; it holds {found}. Add or "
+                f"rename folders so that each of the classes {names} has one"
             )
         extra = [c for c in found if c not in names]
         if extra:

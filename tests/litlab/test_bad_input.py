@@ -208,6 +208,27 @@ def _autism_tree(tmp: Path, splits=("train", "valid")) -> Path:
     return root
 
 
+def _faces(tmp: Path, val_classes: tuple[str, ...] | None = ("happy", "sad")) -> list[str]:
+    root = tmp / "faces"
+    for split, classes in (("train", ("happy", "sad")), ("validation", val_classes)):
+        for c, name in enumerate(classes or ()):
+            for i in range(2):
+                _png(root / split / name / f"{i}.png", seed=10 * c + i)
+    return [
+        "fit", "--config", "faceexpr-facenet", f"--data.root={root}", "--data.double_train=false",
+        f"--output_dir={tmp / 'runs'}", *_FAST,
+    ]  # fmt: skip
+
+
+def _autism_with_corrupt_image(tmp: Path) -> list[str]:
+    root = _autism_tree(tmp, splits=("train", "valid", "test"))
+    _write(root / "test" / "autistic" / "1.jpg", b"\xff\xd8\xff\xe0 cut off")
+    return [
+        "fit", "--config", "autism-resnet50", "--model.backbone=resnet18",
+        f"--data.root={root}", "--data.image_size=32", f"--output_dir={tmp / 'runs'}", *_FAST,
+    ]  # fmt: skip
+
+
 def _ckpt_cmd(tmp: Path, ckpt: Path) -> list[str]:
     return [
         "test", "--config", "fer2013-resnet50", "--model.backbone=resnet18",
@@ -469,6 +490,22 @@ CASES: dict[str, Case] = {
         ],  # fmt: skip
         ("{tmp}/autism", "['test']"),
         "{train,valid,test}",
+    ),
+    "autism-corrupt-image": Case(
+        _autism_with_corrupt_image,
+        ("{tmp}/autism/test/autistic/1.jpg", "cannot decode"),
+        "remove or replace it",
+    ),
+    # face-expression folders ------------------------------------------------------------------
+    "faceexpr-train-without-validation": Case(
+        lambda tmp: _faces(tmp, val_classes=None),
+        ("{tmp}/faces", "validation"),
+        "--data.root",
+    ),
+    "faceexpr-validation-lacks-a-class": Case(
+        lambda tmp: _faces(tmp, val_classes=("happy",)),
+        ("{tmp}/faces/validation", "'sad'"),
+        "Add or rename folders",
     ),
     # command line -----------------------------------------------------------------------------
     "cli-unknown-preset": Case(
