@@ -97,6 +97,7 @@ class LitlabDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         check_at_least("batch_size", batch_size, 1)
+        check_at_least("num_workers", num_workers, 0)
         # Records this constructor's arguments and those of every subclass constructor above it.
         self.save_hyperparameters()
         self.train_set: Dataset | None = None

@@ -23,6 +23,7 @@ import yaml
 
 from litlab.checkpoint_file import read_checkpoint
 from litlab.contract import CONTRACT
+from litlab.errors import BadInputError
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ _LINKED = {name for targets in CONTRACT.values() for name in targets}
 # Top-level config keys a resume does not report as changes: the model must not change (it is
 # checked against the checkpoint instead), the others name files rather than settings.
 _NOT_REPORTED = ("model", "ckpt_path", "config", "__default_config__")
+# --ckpt_path values Lightning resolves itself ("registry..." too): not files.
+_LIGHTNING_CKPT_WORDS = ("best", "last", "hpc")
 
 
 def run_dir_of(ckpt_path: str | Path | None) -> Path | None:
@@ -217,10 +220,24 @@ class Resume:
 
     @classmethod
     def of(cls, ckpt_path: str | Path | None) -> Resume | None:
-        """``None`` unless ``ckpt_path`` is a file (Lightning's ``"last"``/``"best"`` are not)."""
-        if not ckpt_path or not Path(ckpt_path).expanduser().is_file():
+        """``None`` unless ``ckpt_path`` is a file (Lightning's ``"last"``/``"best"`` are not).
+
+        Raises:
+            BadInputError: ``ckpt_path`` names no file (and none of Lightning's keywords), or
+                the file cannot be read as a checkpoint.
+        """
+        if not ckpt_path or str(ckpt_path) in _LIGHTNING_CKPT_WORDS:
             return None
-        return cls(Path(ckpt_path), load_checkpoint(ckpt_path), run_dir_of(ckpt_path))
+        if str(ckpt_path).startswith("registry"):
+            return None
+        path = Path(ckpt_path).expanduser()
+        if not path.is_file():
+            what = "is a folder" if path.is_dir() else "does not exist"
+            raise BadInputError(
+                f"--ckpt_path {ckpt_path} {what}; pass a checkpoint file such as "
+                "runs/<preset>/<time>/checkpoints/last.ckpt (or best.ckpt)"
+            )
+        return cls(path, load_checkpoint(ckpt_path), run_dir_of(ckpt_path))
 
     @property
     def global_step(self) -> int:

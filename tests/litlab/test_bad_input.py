@@ -522,6 +522,11 @@ CASES: dict[str, Case] = {
     "cli-bad-choice": Case(
         lambda tmp: _fer_embedded(tmp, "--data.split=bogus"), ("'bogus'",), "'usage' or 'random'"
     ),
+    "cli-negative-num-workers": Case(
+        lambda tmp: _fer_embedded(tmp, f"--output_dir={tmp}", "--data.num_workers=-1"),
+        ("num_workers", "-1"),
+        ">= 0",
+    ),
     "cli-negative-max-epochs": Case(
         lambda tmp: _fer_embedded(tmp, f"--output_dir={tmp}", "--trainer.max_epochs=-5"),
         ("--trainer.max_epochs", "-5"),
@@ -583,6 +588,11 @@ CASES: dict[str, Case] = {
         lambda tmp: _ckpt_cmd(tmp, _png(tmp / "x.ckpt")),
         ("{tmp}/x.ckpt", "not a PyTorch checkpoint"),
         "litlab fit",
+    ),
+    "ckpt-missing": Case(
+        lambda tmp: _ckpt_cmd(tmp, tmp / "gone.ckpt"),
+        ("{tmp}/gone.ckpt", "does not exist"),
+        "checkpoints/last.ckpt",
     ),
     "ckpt-empty-file": Case(
         lambda tmp: _ckpt_cmd(tmp, _write(tmp / "e.ckpt", b"")),
