@@ -217,6 +217,7 @@ class LitlabDataModule(pl.LightningDataModule):
         shuffle: bool,
         sampler: Sampler | None = None,
         batch_sampler: Sampler | None = None,
+        drop_last: bool = False,
     ) -> DataLoader:
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__}.setup() has not built this split yet")
@@ -236,11 +237,15 @@ class LitlabDataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
-            drop_last=False,
+            drop_last=drop_last,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
+        # A last training batch of one image fails in any layer that normalises over the batch
+        # alone (DeepLabV3+'s image-pooling branch); that image is drawn again in the next
+        # epoch's shuffle, so such a batch is dropped rather than crashing the fit.
+        lone_last = self.train_set is not None and len(self.train_set) % self.batch_size == 1
+        return self._loader(self.train_set, shuffle=True, drop_last=lone_last)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, shuffle=False)

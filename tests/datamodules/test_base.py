@@ -65,6 +65,16 @@ def test_every_argument_is_a_hyperparameter_and_setup_runs_once() -> None:
         _Counting(batch_size=0)
 
 
+def test_a_lone_last_training_image_is_dropped_and_other_splits_keep_every_image() -> None:
+    dm = _Counting(batch_size=5, num_workers=0)  # 6 training images: batches of 5 and 1
+    dm.setup("fit")
+    assert [len(y) for _, y in dm.train_dataloader()] == [5]
+    assert sum(len(y) for _, y in dm.val_dataloader()) == 3
+    dm = _Counting(batch_size=4, num_workers=0)  # 6 = 4 + 2: nothing dropped
+    dm.setup("fit")
+    assert sorted(len(y) for _, y in dm.train_dataloader()) == [2, 4]
+
+
 def test_subclass_hyperparameters_hold_their_own_and_the_loader_settings() -> None:
     dm = FER2013DataModule(split="random", num_workers=0, seed=5)
     assert dm.hparams.split == "random" and dm.hparams.batch_size == 64  # FER2013's own default
