@@ -18,7 +18,7 @@ STAMP  := $(VENV)/.installed
 #   EPOCHS   max epochs per trial (the paper's patience-5 early stopping still applies)
 #   SIZE     image side in pixels (the paper: 224)
 #   EXTRA    any further litlab overrides, e.g. EXTRA="--data.batch_size=16"
-# Without DATA the liver sweep is sized for a CPU (small images, few trials, about ten
+# Without DATA the liver targets are sized for a CPU (small images, few trials, about ten
 # minutes); with DATA it defaults to the paper's 224 px and a real budget.
 DATA    ?=
 SAMPLER ?= tpe
@@ -33,12 +33,12 @@ ifeq ($(strip $(DATA)),)
 TRIALS  ?= 8
 EPOCHS  ?= 5
 SIZE    ?= 128
-SWEEP_DATA_ARGS := --data.synthetic_patients=10 --data.synthetic_slices=8 --data.num_workers=1
+LIVER_DATA_ARGS := --data.synthetic_patients=10 --data.synthetic_slices=8 --data.num_workers=1
 else
 TRIALS  ?= 30
 EPOCHS  ?= 100
 SIZE    ?= 224
-SWEEP_DATA_ARGS := --data.root=$(DATA)
+LIVER_DATA_ARGS := --data.root=$(DATA)
 endif
 STUDY   ?= liver-$(SAMPLER)
 
@@ -88,14 +88,16 @@ train-autism: $(STAMP) ## Both autism arms, raw then segment-then-classify, and 
 	$(BIN)/python -m litlab.expect train-autism
 
 train-liver: $(STAMP) ## Train the liver DeepLabV3Plus preset once (embedded phantoms unless DATA=folder)
-	$(BIN)/litlab fit --config liver-deeplabv3plus $(if $(DATA),--data.root=$(DATA)) $(EXTRA)
+	$(BIN)/litlab fit --config liver-deeplabv3plus --trainer.max_epochs=$(EPOCHS) \
+	  --data.image_size=$(SIZE) $(LIVER_DATA_ARGS) $(EXTRA)
+	$(BIN)/python -m litlab.expect train-liver
 
 sweep-liver: $(STAMP) ## Optuna sweep of the liver DeepLabV3Plus preset (DATA= TRIALS= SAMPLER= GPUS= GPUS_PER_TRIAL= WORKERS= STORAGE= PRUNER= EPOCHS=)
 	$(BIN)/litlab sweep --config liver-deeplabv3plus --sampler $(SAMPLER) --n-trials $(TRIALS) \
 	  --pruner $(PRUNER) --study-name $(STUDY) \
 	  $(if $(GPUS),--gpus $(GPUS) --gpus-per-trial $(GPUS_PER_TRIAL),--workers $(WORKERS)) \
 	  $(if $(STORAGE),--storage $(STORAGE)) \
-	  --trainer.max_epochs=$(EPOCHS) --data.image_size=$(SIZE) $(SWEEP_DATA_ARGS) $(EXTRA)
+	  --trainer.max_epochs=$(EPOCHS) --data.image_size=$(SIZE) $(LIVER_DATA_ARGS) $(EXTRA)
 	$(BIN)/python -m litlab.expect sweep-liver --study runs/sweeps/$(STUDY)
 
 report: $(STAMP) ## Paper vs ours from the runs under runs/ (EXP=fer2013|ckplus|faceexpr|autism|liver; default: each with runs)

@@ -52,3 +52,11 @@ def test_sweep_without_study_folder_is_refused(capsys) -> None:
     with pytest.raises(SystemExit) as stop:
         main(["sweep-liver"])
     assert stop.value.code == 2
+
+
+def test_train_liver_prints_the_runs_test_liver_dice(tmp_path, capsys) -> None:
+    _run(tmp_path, "liver-deeplabv3plus", "20240101-000000", {"test/dice_liver": 0.874})
+    assert main(["train-liver", "--runs", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "train-liver: test/dice_liver = 0.874" in out
+    assert "chance 0.000: background everywhere" in out and "paper 0.965" in out
