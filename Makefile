@@ -18,6 +18,7 @@ STAMP  := $(VENV)/.installed
 #   EPOCHS   max epochs per trial (the paper's patience-5 early stopping still applies)
 #   SIZE     image side in pixels (the paper: 224)
 #   EXTRA    any further litlab overrides, e.g. EXTRA="--data.batch_size=16"
+#   RUNS     where run folders go (default runs; sweeps under $(RUNS)/sweeps)
 # Without DATA the liver targets are sized for a CPU (small images, few trials, about ten
 # minutes); with DATA it defaults to the paper's 224 px and a real budget.
 DATA    ?=
@@ -28,6 +29,7 @@ GPUS_PER_TRIAL ?= 1
 WORKERS ?= 1
 STORAGE ?=
 EXTRA   ?=
+RUNS    ?= runs
 FER_EPOCHS ?= 5
 ifeq ($(strip $(DATA)),)
 TRIALS  ?= 8
@@ -70,41 +72,42 @@ format: $(STAMP) ## Format and auto-fix with ruff
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
 train-fer2013: $(STAMP) ## Train the paper's best FER2013 ResNet-50 (embedded data unless DATA=fer2013.csv; FER_EPOCHS=)
-	$(BIN)/litlab fit --config fer2013-resnet50 $(if $(DATA),--data.csv_path=$(DATA),--trainer.max_epochs=$(FER_EPOCHS)) $(EXTRA)
-	$(BIN)/python -m litlab.expect train-fer2013
+	$(BIN)/litlab fit --config fer2013-resnet50 --output_dir=$(RUNS) \
+	  $(if $(DATA),--data.csv_path=$(DATA),--trainer.max_epochs=$(FER_EPOCHS)) $(EXTRA)
+	$(BIN)/python -m litlab.expect train-fer2013 --runs $(RUNS)
 
 train-ckplus: $(STAMP) ## CK+ ResNet-50 from scratch, paper's 80/20 (embedded data unless DATA=CK+48 folder)
-	$(BIN)/litlab fit --config ckplus-resnet50-scratch $(if $(DATA),--data.root=$(DATA)) $(EXTRA)
-	$(BIN)/python -m litlab.expect train-ckplus
+	$(BIN)/litlab fit --config ckplus-resnet50-scratch --output_dir=$(RUNS) $(if $(DATA),--data.root=$(DATA)) $(EXTRA)
+	$(BIN)/python -m litlab.expect train-ckplus --runs $(RUNS)
 
 train-faceexpr: $(STAMP) ## FaceNet triplet embeddings, kNN-evaluated (embedded data unless DATA=folder)
-	$(BIN)/litlab fit --config faceexpr-facenet $(if $(DATA),--data.root=$(DATA)) $(EXTRA)
-	$(BIN)/python -m litlab.expect train-faceexpr
+	$(BIN)/litlab fit --config faceexpr-facenet --output_dir=$(RUNS) $(if $(DATA),--data.root=$(DATA)) $(EXTRA)
+	$(BIN)/python -m litlab.expect train-faceexpr --runs $(RUNS)
 
 train-autism: $(STAMP) ## Both autism arms, raw then segment-then-classify, and their Table 1 (DATA=Kaggle folder)
-	$(BIN)/litlab fit --config autism-resnet50 $(if $(DATA),--data.root=$(DATA)) $(EXTRA)
-	$(BIN)/litlab workflow segment-then-classify $(if $(DATA),--data.root=$(DATA)) $(EXTRA)
-	$(BIN)/litlab report autism
-	$(BIN)/python -m litlab.expect train-autism
+	$(BIN)/litlab fit --config autism-resnet50 --output_dir=$(RUNS) $(if $(DATA),--data.root=$(DATA)) $(EXTRA)
+	$(BIN)/litlab workflow segment-then-classify --output_dir=$(RUNS) $(if $(DATA),--data.root=$(DATA)) $(EXTRA)
+	$(BIN)/litlab report autism --runs $(RUNS)
+	$(BIN)/python -m litlab.expect train-autism --runs $(RUNS)
 
 train-liver: $(STAMP) ## Train the liver DeepLabV3Plus preset once (embedded phantoms unless DATA=folder)
-	$(BIN)/litlab fit --config liver-deeplabv3plus --trainer.max_epochs=$(EPOCHS) \
+	$(BIN)/litlab fit --config liver-deeplabv3plus --output_dir=$(RUNS) --trainer.max_epochs=$(EPOCHS) \
 	  --data.image_size=$(SIZE) $(LIVER_DATA_ARGS) $(EXTRA)
-	$(BIN)/python -m litlab.expect train-liver
+	$(BIN)/python -m litlab.expect train-liver --runs $(RUNS)
 
 sweep-liver: $(STAMP) ## Optuna sweep of the liver DeepLabV3Plus preset (DATA= TRIALS= SAMPLER= GPUS= GPUS_PER_TRIAL= WORKERS= STORAGE= PRUNER= EPOCHS=)
 	$(BIN)/litlab sweep --config liver-deeplabv3plus --sampler $(SAMPLER) --n-trials $(TRIALS) \
-	  --pruner $(PRUNER) --study-name $(STUDY) \
+	  --pruner $(PRUNER) --study-name $(STUDY) --output-dir $(RUNS)/sweeps \
 	  $(if $(GPUS),--gpus $(GPUS) --gpus-per-trial $(GPUS_PER_TRIAL),--workers $(WORKERS)) \
 	  $(if $(STORAGE),--storage $(STORAGE)) \
 	  --trainer.max_epochs=$(EPOCHS) --data.image_size=$(SIZE) $(LIVER_DATA_ARGS) $(EXTRA)
-	$(BIN)/python -m litlab.expect sweep-liver --study runs/sweeps/$(STUDY)
+	$(BIN)/python -m litlab.expect sweep-liver --study $(RUNS)/sweeps/$(STUDY)
 
-report: $(STAMP) ## Paper vs ours from the runs under runs/ (EXP=fer2013|ckplus|faceexpr|autism|liver; default: each with runs)
+report: $(STAMP) ## Paper vs ours from the runs under RUNS (default runs/) (EXP=fer2013|ckplus|faceexpr|autism|liver; default: each with runs)
 ifeq ($(strip $(EXP)),)
-	@for e in fer2013 ckplus faceexpr autism liver; do $(BIN)/litlab report $$e || true; done
+	@for e in fer2013 ckplus faceexpr autism liver; do $(BIN)/litlab report $$e --runs $(RUNS) || true; done
 else
-	$(BIN)/litlab report $(EXP)
+	$(BIN)/litlab report $(EXP) --runs $(RUNS)
 endif
 
 bench: $(STAMP) ## Benchmarks: CSV parsing, cache reload, litlab vs raw PyTorch throughput
