@@ -30,9 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from litlab.overrides import parse_options
 from litlab.presets import resolve_preset
 from litlab.runs import gpu_slots
-from litlab.workflows.steps import BadStepInput, Step, StepEnd, parse_options, run_key, run_steps
+from litlab.workflows.steps import BadStepInput, Step, StepEnd, run_key, run_steps
 
 log = logging.getLogger(__name__)
 

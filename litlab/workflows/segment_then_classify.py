@@ -35,16 +35,14 @@ from typing import Any
 
 from litlab.datamodules.autism import AutismDataModule
 from litlab.datamodules.autism_layout import autism_data_path
+from litlab.overrides import Option, option_values, parse_options
 from litlab.presets import load_preset, resolve_preset
 from litlab.workflows.steps import (
     DIVERGED_EXIT,
-    Option,
     Step,
     StepEnd,
     digest,
     folder_fingerprint,
-    option_values,
-    parse_options,
     run_key,
     run_steps,
 )

@@ -27,8 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from litlab.overrides import parse_options
 from litlab.presets import load_preset
 from litlab.runs import Outcome, RunProcess, launch_run, read_result
 
@@ -45,60 +44,6 @@ NOT_IN_KEY = (
     "data.pin_memory", "wandb_mode", "wandb_group", "preset_name", "output_dir",
     "checkpoint_every_n_steps", "ckpt_path",
 )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Option:
-    """One ``--name=value`` (or ``--name value``) of a command line.
-
-    Attributes:
-        name: The dotted name without dashes, e.g. ``trainer.max_epochs``.
-        text: The value as written (``None`` for a bare flag).
-    """
-
-    name: str
-    text: str | None
-
-    @property
-    def value(self) -> Any:
-        """The value read as a YAML scalar, as the CLI reads it (a bare flag is ``True``)."""
-        if self.text is None:
-            return True
-        return yaml.safe_load(self.text) if self.text else ""
-
-    def arg(self, name: str | None = None) -> str:
-        """``--name=text`` (under another ``name`` if given)."""
-        name = name or self.name
-        return f"--{name}" if self.text is None else f"--{name}={self.text}"
-
-
-def parse_options(argv: Sequence[str]) -> list[Option]:
-    """``["--a.b=1", "--c", "x", "--flag"]`` -> options, in order.
-
-    Raises:
-        ValueError: An argument that is not an option (it names the argument).
-    """
-    out: list[Option] = []
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if not arg.startswith("--") or len(arg) == 2:
-            raise ValueError(f"cannot read {arg!r}; write options as --section.key=value")
-        if "=" in arg:
-            name, text = arg[2:].split("=", 1)
-        elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):
-            name, text = arg[2:], argv[i + 1]
-            i += 1
-        else:
-            name, text = arg[2:], None
-        out.append(Option(name, text))
-        i += 1
-    return out
-
-
-def option_values(options: Sequence[Option]) -> dict[str, Any]:
-    """``{name: value}``; a later option wins, as on the command line."""
-    return {option.name: option.value for option in options}
 
 
 def digest(*parts: Any) -> str:

@@ -1,4 +1,4 @@
-"""Workflow steps: options read as the CLI reads them, keys, and a step's state from its folder."""
+"""Workflow steps: run keys, and a step's state from its folder."""
 
 from __future__ import annotations
 
@@ -8,36 +8,9 @@ from pathlib import Path
 import pytest
 
 import litlab.presets
-from litlab.workflows.steps import (
-    LAST_CHECKPOINT,
-    Option,
-    Step,
-    folder_fingerprint,
-    option_values,
-    parse_options,
-    run_key,
-)
+from litlab.workflows.steps import LAST_CHECKPOINT, Step, folder_fingerprint, run_key
 
 PRESET = str(Path(litlab.presets.__file__).parent / "presets" / "autism-resnet50.yaml")
-
-
-def test_options_are_read_in_both_spellings_and_a_later_one_wins() -> None:
-    options = parse_options(
-        [
-            "--trainer.max_epochs=3",
-            "--data.root",
-            "/d",
-            "--flag",
-            '--x={"a": 1}',
-            "--trainer.max_epochs=4",
-        ]
-    )
-    assert options[1] == Option("data.root", "/d") and options[2] == Option("flag", None)
-    values = option_values(options)
-    assert values == {"trainer.max_epochs": 4, "data.root": "/d", "flag": True, "x": {"a": 1}}
-    assert options[1].arg() == "--data.root=/d" and options[2].arg("other") == "--other"
-    with pytest.raises(ValueError, match="stray"):
-        parse_options(["stray"])
 
 
 def test_keys_follow_what_changes_a_result_and_nothing_else() -> None:
