@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import os
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +16,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import optuna  # noqa: E402
 import yaml  # noqa: E402
+from litlab.datamodules.cache import write_atomically  # noqa: E402
 from litlab.sweeps.study import SURPLUS_ATTR  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
+from litlab.overrides import parse_overrides  # noqa: E402
 from litlab.presets import load_preset  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -37,27 +39,6 @@ def _set_dotted(config: dict, dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def parse_overrides(overrides: list[str]) -> dict[str, Any]:
-    """``["--trainer.max_epochs=3", "--data.root", "/d"]`` -> ``{"trainer.max_epochs": 3, ...}``.
-
-    Values are read as YAML scalars, as the CLI reads them.
-    """
-    out: dict[str, Any] = {}
-    i = 0
-    while i < len(overrides):
-        arg = overrides[i]
-        if arg.startswith("--") and "=" in arg:
-            key, raw = arg[2:].split("=", 1)
-        elif arg.startswith("--") and i + 1 < len(overrides):
-            key, raw = arg[2:], overrides[i + 1]
-            i += 1
-        else:
-            raise ValueError(f"cannot read override {arg!r}; write it as --section.key=value")
-        out[key] = yaml.safe_load(raw) if raw != "" else ""
-        i += 1
-    return out
-
-
 def best_config(config: str, overrides: list[str], params: dict[str, Any]) -> dict:
     """The preset with the user's overrides and the best parameters merged in: a full config."""
     merged = load_preset(config)
@@ -66,12 +47,9 @@ def best_config(config: str, overrides: list[str], params: dict[str, Any]) -> di
     return merged
 
 
-def _write_atomic(path: Path, text: str) -> Path:
-    """Write via a temporary file and a rename: two commands finishing together never mix."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
+def _write_text(path: Path, text: str) -> Path:
+    """Written via a temporary file and a rename: two commands finishing together never mix."""
+    return write_atomically(path, lambda tmp: tmp.write_text(text))
 
 
 def write_best_yaml(path: Path, config: str, overrides: list[str], study: optuna.Study) -> Path:
@@ -82,7 +60,7 @@ def write_best_yaml(path: Path, config: str, overrides: list[str], study: optuna
         f"{study.user_attrs.get('metric', 'objective')}={best.value:.6g}\n"
         f"# Train it with: litlab fit --config {path}\n"
     )
-    return _write_atomic(path, header + yaml.safe_dump(merged, sort_keys=False))
+    return _write_text(path, header + yaml.safe_dump(merged, sort_keys=False))
 
 
 def write_trials_csv(path: Path, study: optuna.Study) -> Path:
@@ -98,7 +76,7 @@ def write_trials_csv(path: Path, study: optuna.Study) -> Path:
             + [t.params.get(k, "") for k in param_names]
             + [t.user_attrs.get(k, "") for k in attr_names]
         )
-    return _write_atomic(path, out.getvalue())
+    return _write_text(path, out.getvalue())
 
 
 def write_plots(out_dir: Path, study: optuna.Study) -> tuple[list[Path], list[str]]:
@@ -132,10 +110,7 @@ def write_plots(out_dir: Path, study: optuna.Study) -> tuple[list[Path], list[st
             fig = (ax.flat[0] if hasattr(ax, "flat") else ax).get_figure()
             fig.set_size_inches(9, 5.5)
             fig.tight_layout()
-            path = out_dir / f"{name}.png"
-            tmp = out_dir / f".{name}.{os.getpid()}.png"
-            fig.savefig(tmp, dpi=110)
-            os.replace(tmp, path)
+            path = write_atomically(out_dir / f"{name}.png", partial(fig.savefig, dpi=110))
             plt.close(fig)
             written.append(path)
         except (ValueError, RuntimeError) as err:
