@@ -14,12 +14,14 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
+from litlab.datamodules.cache import write_atomically
+
+from litlab.errors import BadInputError
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +55,8 @@ class ValidationHistory(Callback):
                 save_result(
                     Path(trainer.default_root_dir), build_result(trainer, "failed", error=error)
                 )
-            except OSError as err:
-                log.warning("cannot write %s in %s: %s", RESULT_FILE, trainer.default_root_dir, err)
+            except BadInputError as err:  # the writer names the file and the reason
+                log.warning("%s", err)
 
     def state_dict(self) -> dict[str, Any]:
         return {"epochs": self.epochs}
@@ -133,10 +135,7 @@ def build_result(
 
 def save_result(run_dir: Path, result: dict[str, Any]) -> Path:
     """Write ``run_dir/result.json`` atomically (a reader never sees half a file)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / RESULT_FILE
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(result, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    text = json.dumps(result, indent=2, sort_keys=True)
+    path = write_atomically(run_dir / RESULT_FILE, lambda tmp: tmp.write_text(text))
     log.debug("wrote %s (%s)", path, result["status"])
     return path

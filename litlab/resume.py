@@ -23,6 +23,7 @@ import yaml
 
 from litlab.checkpoint_file import read_checkpoint
 from litlab.contract import CONTRACT
+from litlab.datamodules.cache import write_atomically
 from litlab.errors import BadInputError
 
 log = logging.getLogger(__name__)
@@ -167,10 +168,7 @@ def wandb_run_id(run_dir: Path) -> str:
     if path.is_file():
         return path.read_text().strip()
     run_id = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(run_id + "\n")
-    tmp.replace(path)
+    write_atomically(path, lambda tmp: tmp.write_text(run_id + "\n"))
     return run_id
 
 
