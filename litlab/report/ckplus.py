@@ -88,18 +88,15 @@ def _fold_rows(
 
 def build(runs_root: Path, check_data: bool = True) -> Report:
     """The CK+ report from the runs under ``runs_root``."""
-    report = Report(
+    report = Report.on_paper(
         "ckplus",
         "CK+48 expressions, ResNet-50: paper's random split and subject folds",
-        CKPLUS.file,
-        protocol=[
-            f"paper: {CKPLUS.protocol}",
-            "ours, random split: the paper's seeded, stratified 80/20 image split "
-            "(data.split=random); validation is the test part unless data.val_fraction > 0, as "
-            "the paper has no other part",
-            "ours, subject folds: StratifiedGroupKFold on the S### subject id "
-            "(data.split=subject, `litlab cv`); validation carved from the training subjects",
-        ],
+        CKPLUS,
+        "ours, random split: the paper's seeded, stratified 80/20 image split "
+        "(data.split=random); validation is the test part unless data.val_fraction > 0, as "
+        "the paper has no other part",
+        "ours, subject folds: StratifiedGroupKFold on the S### subject id "
+        "(data.split=subject, `litlab cv`); validation carved from the training subjects",
     )
     report.notes.append(
         "Difference hashes of aligned, equalised 48-px faces also match between different people "

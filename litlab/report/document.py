@@ -13,6 +13,7 @@ from pathlib import Path
 
 from litlab.plots.report_figure import comparison_figure
 from litlab.plots.run_images import figure_to_array
+from litlab.report.papers import Paper
 
 Interval = tuple[float, float]
 
@@ -57,6 +58,12 @@ class Report:
     notes: list[str] = field(default_factory=list)
     runs: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+
+    @classmethod
+    def on_paper(cls, experiment: str, title: str, paper: Paper, *ours: str) -> Report:
+        """An empty report set against ``paper``: its protocol comes first, then ``ours`` (how
+        our runs split the data, where every run does it the same way)."""
+        return cls(experiment, title, paper.file, protocol=[f"paper: {paper.protocol}", *ours])
 
 
 def _value(value: float | None, percent: bool) -> str:

@@ -26,16 +26,13 @@ PRESETS = {
 
 def build(runs_root: Path, check_data: bool = True) -> Report:
     """The triplet-embedding report from the newest run of each optimiser preset."""
-    report = Report(
+    report = Report.on_paper(
         "faceexpr",
         "Facial expressions by triplet embeddings: paper and ours",
-        FACEEXPR.file,
-        protocol=[
-            f"paper: {FACEEXPR.protocol}",
-            "ours: the given train/ and validation/ folders (or a seeded held-out part of a "
-            "class-folder root); each held-out image is classified by a kNN vote of the "
-            "un-augmented training images' embeddings, never by its own copy",
-        ],
+        FACEEXPR,
+        "ours: the given train/ and validation/ folders (or a seeded held-out part of a "
+        "class-folder root); each held-out image is classified by a kNN vote of the "
+        "un-augmented training images' embeddings, never by its own copy",
     )
     for preset, setting in PRESETS.items():
         paper = FACEEXPR.results[preset]

@@ -31,12 +31,7 @@ SPLITS = {
 
 def build(runs_root: Path, check_data: bool = True) -> Report:
     """The FER2013 report from the newest run of each preset under ``runs_root``."""
-    report = Report(
-        "fer2013",
-        "FER2013, ResNet-50 from scratch: paper and ours",
-        FER2013.file,
-        protocol=[f"paper: {FER2013.protocol}"],
-    )
+    report = Report.on_paper("fer2013", "FER2013, ResNet-50 from scratch: paper and ours", FER2013)
     for preset, setting in PRESETS.items():
         paper = FER2013.results.get(preset)
         run = latest_run(runs_root, preset)

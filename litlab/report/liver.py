@@ -103,11 +103,8 @@ def _volume_rows(report: Report, setting: str, run: RunFolder) -> None:
 
 def build(runs_root: Path, check_data: bool = True) -> Report:
     """The liver report from the newest run of each liver preset under ``runs_root``."""
-    report = Report(
-        "liver",
-        "Liver CT segmentation: per-volume Dice beside the paper's mIoU and PA",
-        LIVER.file,
-        protocol=[f"paper: {LIVER.protocol}"],
+    report = Report.on_paper(
+        "liver", "Liver CT segmentation: per-volume Dice beside the paper's mIoU and PA", LIVER
     )
     for preset, setting in PRESETS.items():
         paper = LIVER.results[preset].metrics
