@@ -118,8 +118,8 @@ def _require_file(path: Path) -> None:
         )
 
 
-def _read_text(path: Path) -> str:
-    """The file decoded as latin-1 (bytes map 1:1 to characters), without a UTF-8 BOM."""
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes without a UTF-8 byte-order mark."""
     try:
         data = path.read_bytes()
     except OSError as err:
@@ -127,7 +127,7 @@ def _read_text(path: Path) -> str:
             f"cannot read FER2013 CSV {path}: {err.strerror or err}; check that the file is "
             "readable by you"
         ) from err
-    return data.removeprefix(b"\xef\xbb\xbf").decode("latin-1")
+    return data.removeprefix(b"\xef\xbb\xbf")
 
 
 def _digits_and_spaces_only(buf: np.ndarray) -> bool:
@@ -233,12 +233,14 @@ def parse_fer2013_csv(path: str | Path, skip_bad_rows: bool = False) -> Fer2013A
     """
     path = Path(path)
     _require_file(path)
-    # latin-1 maps bytes 1:1 to characters, so decoding is a copy (text mode with UTF-8 took half
-    # the parse time); any non-ASCII byte is then rejected by the row checks like other junk.
-    text = _read_text(path)
-    plain = scan_fer2013(text.encode("latin-1"))  # one NumPy pass; None: read row by row below
+    data = _read_bytes(path)
+    plain = scan_fer2013(data)  # one NumPy pass over the bytes; None: read row by row below
     if plain is not None:
         return Fer2013Arrays(*plain)
+    # latin-1 maps bytes 1:1 to characters, so decoding is a copy; any non-ASCII byte is then
+    # rejected by the row checks like other junk.
+    text = data.decode("latin-1")
+    del data
     if not text.strip():
         raise FER2013FormatError(
             f"{path} is empty; expected the Kaggle FER2013 CSV (header emotion,pixels,Usage)"

@@ -62,6 +62,12 @@ PLAIN = {
         + ",PublicTest\n"
     ),
     "one row": lambda: "emotion,pixels,Usage\n" + _rows(1, 8)[0] + "\n",
+    # Several blocks of rows, CRLF and quotes mixed in: block edges must not shift a value.
+    "many rows": lambda: "emotion,pixels,Usage\r\n" + "\r\n".join(_rows(300, 10, quote_every=7)),
+    # Without a Usage column a row, and the file, end in a digit.
+    "no usage, last value 255": lambda: (
+        "emotion,pixels\n" + "\n".join(_rows(140, 11, usage=False)).rsplit(" ", 1)[0] + " 255"
+    ),
 }
 
 
@@ -98,6 +104,29 @@ TRICKY = {
     "unclosed quote": [GOOD[0], GOOD[1].replace(",", ',"', 1), GOOD[2]],
     "lone carriage return": [GOOD[0], GOOD[1][:300] + "\r" + GOOD[1][300:], GOOD[2]],
     "cut-off last line": [GOOD[0], GOOD[1], GOOD[2][:700]],
+    # Counts kept equal across rows: a doubled space in one row, a merged pair in the next.
+    "double space and merged pair": [
+        GOOD[0].replace(" ", "  ", 1),
+        "1," + " ".join(["12"] + ["5"] * 2302) + ",Training",
+        GOOD[2],
+    ],
+    "2305 and 2303 values": [
+        "1," + " ".join(["5"] * 2305) + ",Training",
+        "2," + " ".join(["5"] * 2303) + ",Training",
+        GOOD[2],
+    ],
+    "four digits, one space short": [
+        GOOD[0],
+        "1," + " ".join(["1234"] + ["5"] * 2302) + " 6,Training",
+        GOOD[2],
+    ],
+    "space before the closing quote": [
+        GOOD[0],
+        '1,"' + " ".join(["5"] * 2304) + ' ",Training',
+        GOOD[2],
+    ],
+    "emotion 10": [GOOD[0], "10" + GOOD[1][1:], GOOD[2]],
+    "tab for a space": [GOOD[0], GOOD[1].replace(" ", "\t", 1), GOOD[2]],
 }
 
 
@@ -122,3 +151,19 @@ def test_other_files_go_to_the_exact_parser(tmp_path, monkeypatch, kind):
 )
 def test_unusual_headers_go_to_the_exact_parser(header):
     assert scan_fer2013(f"{header}\n{GOOD[0]}\n".encode()) is None
+
+
+@pytest.mark.slow
+def test_full_size_file_is_scanned_to_the_exact_parsers_output(tmp_path, monkeypatch):
+    """35,887 rows (the Kaggle file's count) in about 300 MB: the scan's blocks all line up."""
+    rng = np.random.default_rng(12)
+    distinct = _rows(64, 13)  # varied rows, repeated with fresh labels and Usage
+    lines = [
+        f"{int(rng.integers(7))}{distinct[i % 64][1:].rsplit(',', 1)[0]},{USAGES[i % 3]}"
+        for i in range(35_887)
+    ]
+    path = tmp_path / "fer2013.csv"
+    path.write_text("emotion,pixels,Usage\n" + "\n".join(lines) + "\n")
+    scanned = parse_fer2013_csv(path)
+    assert scanned.images.shape == (35_887, 48, 48)
+    _assert_same(scanned, _exact(path, monkeypatch))
