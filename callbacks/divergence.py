@@ -17,6 +17,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from litlab.metrics import log_keys
 
+from litlab.checks import check_at_least
+
 log = logging.getLogger(__name__)
 
 TRAIN_LOSS = log_keys.key("train", log_keys.LOSS)
@@ -68,10 +70,7 @@ class DivergenceStop(Callback):
         hint: str = "lower --model.lr",
         check_weights_every_n_steps: int = 0,
     ) -> None:
-        if check_weights_every_n_steps < 0:
-            raise ValueError(
-                f"check_weights_every_n_steps must be >= 0, got {check_weights_every_n_steps}"
-            )
+        check_at_least("check_weights_every_n_steps", check_weights_every_n_steps, 0)
         self.val_key = val_key
         self.hint = hint
         self.check_weights_every_n_steps = check_weights_every_n_steps

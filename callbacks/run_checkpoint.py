@@ -18,6 +18,8 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from litlab.checks import check_at_least
+
 log = logging.getLogger(__name__)
 
 _PATH_KEYS = ("best_model_path", "kth_best_model_path", "last_model_path")
@@ -119,8 +121,7 @@ def run_checkpoints(
         best_full_state: Keep the whole state in ``best.ckpt`` too (optimiser, loops,
             callbacks), so a fit can resume from it.
     """
-    if every_n_steps < 0:
-        raise ValueError(f"checkpoint_every_n_steps must be >= 0, got {every_n_steps}")
+    check_at_least("checkpoint_every_n_steps", every_n_steps, 0)
     common: dict[str, Any] = {"dirpath": str(dirpath), "enable_version_counter": False}
     writers = [
         RunCheckpoint(

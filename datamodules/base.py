@@ -28,6 +28,8 @@ from litlab.datamodules.folders import resize_image
 from litlab.datamodules.predict_inputs import DecodedInputs, PredictItems, read_images_or_csv
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from litlab.checks import check_at_least
+
 #: ``(train, val, test)`` index arrays; ``val`` may be the same array as ``test``.
 Parts = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -50,16 +52,6 @@ def check_choice(option: str, value: object, choices: Sequence[str]) -> None:
         raise ValueError(
             f"{option} must be {named}, got {value!r} (--data.{option}={'|'.join(choices)})"
         )
-
-
-def check_at_least(option: str, value: float, minimum: float) -> None:
-    """Refuse a constructor option's value below ``minimum``.
-
-    Raises:
-        ValueError: ``value < minimum``; the message names the option, the bound and the value.
-    """
-    if value < minimum:
-        raise ValueError(f"{option} must be >= {minimum}, got {value}")
 
 
 def _dataset_not_needed() -> None:

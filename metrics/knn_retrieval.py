@@ -18,6 +18,8 @@ from torchmetrics.functional.classification import (
 )
 from torchmetrics.utilities import dim_zero_cat
 
+from litlab.checks import check_at_least
+
 
 class KNNRetrievalMetric(Metric):
     """Accumulates query (and gallery) embeddings; ``compute`` runs :func:`knn_retrieval`.
@@ -41,10 +43,8 @@ class KNNRetrievalMetric(Metric):
 
     def __init__(self, num_classes: int, k: int = 5, chunk_size: int = 256) -> None:
         super().__init__()
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
+        check_at_least("num_classes", num_classes, 2)
+        check_at_least("k", k, 1)
         self.num_classes = num_classes
         self.k = k
         self.chunk_size = chunk_size

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from litlab.checks import check_at_least
+
 
 class ConvBNReLU(nn.Sequential):
     """``Conv2d -> BatchNorm2d -> ReLU``; the conv has no bias because batch norm supplies one."""
@@ -78,10 +80,8 @@ class FaceNet48(nn.Module):
 
     def __init__(self, embedding_dim: int = 128, in_chans: int = 1, dropout: float = 0.0) -> None:
         super().__init__()
-        if embedding_dim < 1:
-            raise ValueError(f"embedding_dim must be >= 1, got {embedding_dim}")
-        if in_chans < 1:
-            raise ValueError(f"in_chans must be >= 1, got {in_chans}")
+        check_at_least("embedding_dim", embedding_dim, 1)
+        check_at_least("in_chans", in_chans, 1)
         self.embedding_dim = embedding_dim
         self.stem = nn.Sequential(
             ConvBNReLU(in_chans, 64, 7, stride=2, padding=3),  # 48 -> 24

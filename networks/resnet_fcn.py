@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from litlab.networks.timm_lookup import create_timm_model
 from torch import nn
 
+from litlab.checks import check_at_least
+
 
 class ResNetFCN(nn.Module):
     """ResNet trunk + 1x1 classifier + bilinear upsampling to the input size (FCN-32s style).
@@ -44,8 +46,7 @@ class ResNetFCN(nn.Module):
         pretrained: bool = False,
     ) -> None:
         super().__init__()
-        if classes < 1:
-            raise ValueError(f"classes must be >= 1, got {classes}")
+        check_at_least("classes", classes, 1)
         # num_classes=0 + global_pool="" leaves the stride-32 feature map untouched.
         self.trunk = create_timm_model(
             encoder_name,

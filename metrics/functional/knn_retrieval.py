@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
+from litlab.checks import check_at_least
+
 
 @dataclass
 class RetrievalResult:
@@ -102,8 +104,7 @@ def knn_retrieval(
         )
     if (query_ids is None) != (gallery_ids is None):
         raise ValueError("pass both query_ids and gallery_ids, or neither")
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+    check_at_least("k", k, 1)
     if len(query) == 0:
         raise ValueError("no queries to evaluate")
     n_gallery = len(gallery)
