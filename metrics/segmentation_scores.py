@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import torch
 from litlab.metrics.functional.segmentation_scores import (
-    check_num_classes,
     pixel_confusion_matrix,
     segmentation_scores,
 )
-from torchmetrics import Metric
+from litlab.metrics.mask_metric import MaskMetric
 
 
-class SegmentationScores(Metric):
+class SegmentationScores(MaskMetric):
     """Epoch-level segmentation scores on index masks, accumulated over every pixel seen.
 
     ``compute()`` returns ``iou`` ``(C,)``, ``miou``, ``pixel_acc``, ``dice`` ``(C,)`` and
@@ -28,14 +27,8 @@ class SegmentationScores(Metric):
         ``update(preds, target)``: two int64 tensors ``(B, H, W)`` with values in ``[0, C)``.
     """
 
-    full_state_update = False
-    is_differentiable = False
-    higher_is_better = True
-
     def __init__(self, num_classes: int) -> None:
-        super().__init__()
-        check_num_classes(num_classes)
-        self.num_classes = num_classes
+        super().__init__(num_classes)
         zeros = torch.zeros(num_classes, num_classes, dtype=torch.long)
         self.add_state("confmat", default=zeros, dist_reduce_fx="sum")
 

@@ -10,17 +10,16 @@ volume, so a volume whose slices were spread over several ranks is scored whole.
 from __future__ import annotations
 
 import torch
-from litlab.metrics.functional.segmentation_scores import check_num_classes
 from litlab.metrics.functional.volume_scores import (
     first_occurrences,
     slice_counts,
     volume_scores,
 )
-from torchmetrics import Metric
+from litlab.metrics.mask_metric import MaskMetric
 from torchmetrics.utilities import dim_zero_cat
 
 
-class VolumeScores(Metric):
+class VolumeScores(MaskMetric):
     """3-D Dice and IoU per volume, their mean and standard deviation, and the global Dice.
 
     Args:
@@ -38,14 +37,8 @@ class VolumeScores(Metric):
     shapes whatever the number of volumes and structures.
     """
 
-    full_state_update = False
-    is_differentiable = False
-    higher_is_better = True
-
     def __init__(self, num_classes: int) -> None:
-        super().__init__()
-        check_num_classes(num_classes)
-        self.num_classes = num_classes
+        super().__init__(num_classes)
         self.num_structures = 1 if num_classes == 2 else num_classes
         self.add_state("volume_ids", default=[], dist_reduce_fx="cat")
         self.add_state("slice_ids", default=[], dist_reduce_fx="cat")
