@@ -1,10 +1,12 @@
-"""Where litlab's caches live, and the one way they are written: to a temporary name, then renamed.
+"""Where litlab's caches live, how an array's entry is keyed, and the one way they are written.
 
 Every cache (decoded images, parsed CSVs, preprocessing, pseudo-masks, decoded CT slices, the
 embedded datasets) is written beside its final path under a temporary name and moved into place
 with ``os.replace``, an atomic rename on one file system. A reader therefore sees a whole cache
 entry or none, even when several processes (DDP ranks, sweep workers) build the same entry at once;
 the last finished copy of a file wins, and for folders the first finished copy is kept.
+Entries computed from an image array are named by :func:`array_key`: its shape and bytes, the
+cache format version and the options.
 
 >>> write_atomically(cache_root() / "x" / "a.npy", lambda tmp: np.save(tmp, array))  # doctest: +SKIP
 >>> with atomic_directory(cache_root() / "x" / "folder") as tmp:  # doctest: +SKIP
@@ -14,6 +16,7 @@ the last finished copy of a file wins, and for folders the first finished copy i
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import shutil
@@ -22,6 +25,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import numpy as np
 
 from litlab.errors import BadInputError
 
@@ -59,6 +64,14 @@ def not_writable(path: str | Path, err: OSError) -> BadInputError:
         else f"make {path.parent} writable (and give its disk free space)"
     )
     return BadInputError(f"cannot write {where}: {err.strerror or err}; {fix}")
+
+
+def array_key(array: np.ndarray, version: int, options: str) -> str:
+    """A 24-hex-digit cache key of an array's shape and bytes, a cache format ``version`` and the
+    ``options`` that decide what is cached from it."""
+    digest = hashlib.sha256(f"v{version}|{array.shape}|{options}".encode())
+    digest.update(np.ascontiguousarray(array).data)
+    return digest.hexdigest()[:24]
 
 
 def write_atomically(path: str | Path, write: Callable[[Path], object]) -> Path:

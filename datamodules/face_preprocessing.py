@@ -23,7 +23,6 @@ and keeps whole images (every image counts as a fallback).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Callable
@@ -33,7 +32,7 @@ from typing import Literal, Protocol
 
 import cv2
 import numpy as np
-from litlab.datamodules.cache import write_atomically
+from litlab.datamodules.cache import array_key, write_atomically
 from litlab.datamodules.folders import resize_image
 from tqdm.auto import tqdm
 
@@ -166,6 +165,12 @@ def haar_available() -> bool:
     return True
 
 
+def settings_token(kind: str, *settings: object) -> str:
+    """``kind|setting|setting...``: a detector and its settings, as cache keys name them."""
+    return "|".join([kind, *map(str, settings)])
+
+
+@dataclass(eq=False)
 class HaarFaceDetector:
     """The largest frontal face found by OpenCV's Haar cascade.
 
@@ -180,28 +185,30 @@ class HaarFaceDetector:
         FaceDetectorUnavailableError: No classifier class or no XML in this OpenCV build.
     """
 
-    def __init__(
-        self,
-        cascade_path: str | Path | None = None,
-        scale_factor: float = 1.1,
-        min_neighbors: int = 3,
-        min_size_fraction: float = 0.3,
-    ) -> None:
+    cascade_path: str | Path | None = None
+    scale_factor: float = 1.1
+    min_neighbors: int = 3
+    min_size_fraction: float = 0.3
+
+    def __post_init__(self) -> None:
         cls = _cascade_class()
-        self.cascade_path = Path(cascade_path) if cascade_path else find_cascade_file()
+        self.cascade_path = Path(self.cascade_path) if self.cascade_path else find_cascade_file()
         self.classifier = cls(str(self.cascade_path))
         if self.classifier.empty():
             raise FaceDetectorUnavailableError(
                 f"OpenCV could not load the cascade {self.cascade_path}"
             )
-        self.scale_factor = scale_factor
-        self.min_neighbors = min_neighbors
-        self.min_size_fraction = min_size_fraction
 
     @property
     def cache_token(self) -> str:
         """Identifies the detector and its settings in cache keys."""
-        return f"haar|{self.cascade_path.name}|{self.scale_factor}|{self.min_neighbors}|{self.min_size_fraction}"
+        return settings_token(
+            "haar",
+            self.cascade_path.name,
+            self.scale_factor,
+            self.min_neighbors,
+            self.min_size_fraction,
+        )
 
     def detect(self, image: np.ndarray) -> Box | None:
         """The largest face box ``(x, y, w, h)`` in a uint8 image, or ``None``."""
@@ -271,12 +278,6 @@ class Preprocessed:
     detector: str
 
 
-def _preprocess_key(images: np.ndarray, options: str) -> str:
-    digest = hashlib.sha256(f"v{_CACHE_VERSION}|{images.shape}|{options}".encode())
-    digest.update(np.ascontiguousarray(images).data)
-    return digest.hexdigest()[:24]
-
-
 def preprocess_images(
     images: np.ndarray,
     size: int = 48,
@@ -326,7 +327,9 @@ def preprocess_images(
     cache_file = None
     if cache_dir is not None:
         options = f"{size}|{equalize_hist}|{detector_name}|{input_mode}|{canny_low}|{canny_high}|{face_margin}"
-        cache_file = Path(cache_dir) / f"preprocessed-{_preprocess_key(images, options)}.npz"
+        cache_file = (
+            Path(cache_dir) / f"preprocessed-{array_key(images, _CACHE_VERSION, options)}.npz"
+        )
         if cache_file.is_file():
             try:
                 with np.load(cache_file) as z:

@@ -28,16 +28,20 @@ Masks are cached, keyed by the pixels and every option.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
-from litlab.datamodules.cache import write_atomically
-from litlab.datamodules.face_preprocessing import Box, BoxDetector, make_face_detector
+from litlab.datamodules.cache import array_key, write_atomically
+from litlab.datamodules.face_preprocessing import (
+    Box,
+    BoxDetector,
+    make_face_detector,
+    settings_token,
+)
 from litlab.datamodules.folders import resize_image
 from tqdm.auto import tqdm
 
@@ -55,6 +59,7 @@ _GROW = {"haar": (0.25, 0.45, 0.25), "skin": (0.12, 0.35, 0.1), "centre": (0.0, 
 _MIN_SAMPLES = 20
 
 
+@dataclass(eq=False)
 class SkinBoxDetector:
     """The bounding box of the largest skin-coloured region (YCrCb thresholds).
 
@@ -65,22 +70,15 @@ class SkinBoxDetector:
         cb_range: Accepted Cb values.
     """
 
-    def __init__(
-        self,
-        min_area_fraction: float = 0.03,
-        max_area_fraction: float = 0.7,
-        cr_range: tuple[int, int] = (133, 173),
-        cb_range: tuple[int, int] = (77, 127),
-    ) -> None:
-        self.min_area_fraction = min_area_fraction
-        self.max_area_fraction = max_area_fraction
-        self.cr_range = cr_range
-        self.cb_range = cb_range
+    min_area_fraction: float = 0.03
+    max_area_fraction: float = 0.7
+    cr_range: tuple[int, int] = (133, 173)
+    cb_range: tuple[int, int] = (77, 127)
 
     @property
     def cache_token(self) -> str:
         """Identifies the detector and its settings in cache keys."""
-        return f"skin|{self.min_area_fraction}|{self.max_area_fraction}|{self.cr_range}|{self.cb_range}"
+        return settings_token("skin", *astuple(self))
 
     def skin_mask(self, image: np.ndarray) -> np.ndarray:
         """``(H, W)`` uint8, 1 on skin-coloured pixels of an RGB uint8 ``(H, W, 3)`` image."""
@@ -248,12 +246,6 @@ def _box_detectors(box_method: str) -> list[tuple[str, BoxDetector]]:
     return detectors
 
 
-def _pixels_key(images: np.ndarray, options: str) -> str:
-    digest = hashlib.sha256(f"v{_CACHE_VERSION}|{images.shape}|{options}".encode())
-    digest.update(np.ascontiguousarray(images).data)
-    return digest.hexdigest()[:24]
-
-
 def make_pseudo_masks(
     images: np.ndarray,
     box_method: str = "auto",
@@ -283,7 +275,7 @@ def make_pseudo_masks(
     token = "+".join(getattr(d, "cache_token", name) for name, d in detectors) or "centre"
     cache_file = None
     if cache_dir is not None:
-        key = _pixels_key(images, f"{token}|{iterations}|{work_size}")
+        key = array_key(images, _CACHE_VERSION, f"{token}|{iterations}|{work_size}")
         cache_file = Path(cache_dir) / f"pseudo-masks-{key}.npz"
         if cache_file.is_file():
             try:
