@@ -8,47 +8,20 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import pytest
-import torch
 import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 from litlab.callbacks.paper_early_stopping import PaperEarlyStopping
-from torch.utils.data import DataLoader, TensorDataset
+
+from tests.callbacks.scripted_metric import ScriptedMetric
 
 LOGGER = "litlab.callbacks.paper_early_stopping"
 PRESETS = Path(__file__).resolve().parents[2] / "litlab" / "presets"
 
 
-class ScriptedLoss(pl.LightningModule):
-    """Logs ``losses[current_epoch]`` as val/loss, whatever the weights do."""
-
-    def __init__(self, losses: list[float]) -> None:
-        super().__init__()
-        self.losses = losses
-        self.layer = torch.nn.Linear(1, 1)
-        self.val_epochs: list[int] = []
-
-    def training_step(self, batch, batch_idx):
-        return self.layer(batch[0]).pow(2).mean()
-
-    def validation_step(self, batch, batch_idx):
-        if not self.trainer.sanity_checking:
-            self.val_epochs.append(self.current_epoch)
-        self.log("val/loss", self.losses[self.current_epoch])
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=0.01)
-
-    def train_dataloader(self):
-        return DataLoader(TensorDataset(torch.ones(2, 1)), batch_size=2)
-
-    def val_dataloader(self):
-        return DataLoader(TensorDataset(torch.ones(2, 1)), batch_size=2)
-
-
 def _fit(tmp_path: Path, losses: list[float], max_epochs: int, **es_kwargs):
     stopper = PaperEarlyStopping(**es_kwargs)
     ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", monitor="val/loss", mode="min", save_top_k=1)
-    module = ScriptedLoss(losses)
+    module = ScriptedMetric("val/loss", losses)
     trainer = pl.Trainer(
         max_epochs=max_epochs,
         callbacks=[stopper, ckpt],
@@ -122,7 +95,7 @@ def test_silent_under_fast_dev_run(tmp_path, caplog):
         default_root_dir=tmp_path,
         accelerator="cpu",
     )
-    trainer.fit(ScriptedLoss([1.0]))
+    trainer.fit(ScriptedMetric("val/loss", [1.0]))
     assert _messages(caplog) == []
 
 

@@ -10,31 +10,8 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from litlab.callbacks.run_checkpoint import RunCheckpoint, run_checkpoints
-from torch.utils.data import DataLoader, TensorDataset
 
-
-class ScriptedScore(pl.LightningModule):
-    """Logs ``scores[current_epoch]`` as val/acc."""
-
-    def __init__(self, scores: list[float]) -> None:
-        super().__init__()
-        self.scores = scores
-        self.layer = torch.nn.Linear(1, 1)
-
-    def training_step(self, batch, batch_idx):
-        return self.layer(batch[0]).pow(2).mean()
-
-    def validation_step(self, batch, batch_idx):
-        self.log("val/acc", self.scores[self.current_epoch])
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=0.01)
-
-    def train_dataloader(self):
-        return DataLoader(TensorDataset(torch.ones(2, 1)), batch_size=2)
-
-    def val_dataloader(self):
-        return DataLoader(TensorDataset(torch.ones(2, 1)), batch_size=2)
+from tests.callbacks.scripted_metric import ScriptedMetric
 
 
 def _fit(root: Path, scores: list[float], callbacks: list[pl.Callback], ckpt_path=None):
@@ -48,7 +25,7 @@ def _fit(root: Path, scores: list[float], callbacks: list[pl.Callback], ckpt_pat
         default_root_dir=root,
         callbacks=callbacks,
     )
-    trainer.fit(ScriptedScore(scores), ckpt_path=ckpt_path)
+    trainer.fit(ScriptedMetric("val/acc", scores), ckpt_path=ckpt_path)
     return trainer
 
 
