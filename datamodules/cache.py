@@ -25,12 +25,15 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from litlab.errors import BadInputError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def cache_root() -> Path:
@@ -72,6 +75,26 @@ def array_key(array: np.ndarray, version: int, options: str) -> str:
     digest = hashlib.sha256(f"v{version}|{array.shape}|{options}".encode())
     digest.update(np.ascontiguousarray(array).data)
     return digest.hexdigest()[:24]
+
+
+def read_cached(path: Path | None, read: Callable[[Path], T], what: str) -> T | None:
+    """``read(path)`` of a cache entry, or ``None`` when there is none to reuse.
+
+    There is none when caching is off (``path`` is ``None``), when the file is not there yet, and
+    when ``read`` cannot take it (a cut-off or stale file: logged, and the caller rebuilds it).
+
+    Args:
+        path: The entry's file.
+        read: Reads the whole entry (its result may itself be ``None``: not reusable).
+        what: The cache's name in the warning, e.g. ``"image"``.
+    """
+    if path is None or not path.is_file():
+        return None
+    try:
+        return read(path)
+    except (OSError, ValueError, KeyError):
+        log.warning("ignoring unreadable %s cache %s; rebuilding it", what, path)
+        return None
 
 
 def write_atomically(path: str | Path, write: Callable[[Path], object]) -> Path:

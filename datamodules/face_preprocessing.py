@@ -32,7 +32,7 @@ from typing import Literal, Protocol
 
 import cv2
 import numpy as np
-from litlab.datamodules.cache import array_key, write_atomically
+from litlab.datamodules.cache import array_key, read_cached, write_atomically
 from litlab.datamodules.folders import resize_image
 from tqdm.auto import tqdm
 
@@ -278,6 +278,16 @@ class Preprocessed:
     detector: str
 
 
+def _read_preprocessed(path: Path) -> Preprocessed:
+    with np.load(path) as z:
+        return Preprocessed(
+            images=z["images"],
+            boxes=z["boxes"],
+            fallbacks=int(z["fallbacks"]),
+            detector=str(z["detector"]),
+        )
+
+
 def preprocess_images(
     images: np.ndarray,
     size: int = 48,
@@ -330,19 +340,10 @@ def preprocess_images(
         cache_file = (
             Path(cache_dir) / f"preprocessed-{array_key(images, _CACHE_VERSION, options)}.npz"
         )
-        if cache_file.is_file():
-            try:
-                with np.load(cache_file) as z:
-                    result = Preprocessed(
-                        images=z["images"],
-                        boxes=z["boxes"],
-                        fallbacks=int(z["fallbacks"]),
-                        detector=str(z["detector"]),
-                    )
-                _log_fallbacks(result, len(images), wanted)
-                return result
-            except (OSError, ValueError, KeyError):
-                log.warning("ignoring unreadable preprocessing cache %s; rebuilding it", cache_file)
+        cached = read_cached(cache_file, _read_preprocessed, "preprocessing")
+        if cached is not None:
+            _log_fallbacks(cached, len(images), wanted)
+            return cached
 
     shape = (len(images), size, size) if channels == 1 else (len(images), size, size, channels)
     out = np.empty(shape, np.uint8)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from litlab.datamodules.cache import write_atomically
+from litlab.datamodules.cache import read_cached, write_atomically
 from tqdm.auto import tqdm
 
 from litlab.errors import BadInputError
@@ -270,14 +270,10 @@ def load_images(
     cache_file = None
     if cache_dir is not None:
         cache_file = Path(cache_dir) / f"images-{_cache_key(paths, hw, color)}.npy"
-        if cache_file.is_file():
-            try:
-                cached = np.load(cache_file)
-                if len(cached) == len(paths) and cached.dtype == np.uint8:
-                    log.debug("loaded %d images from cache %s", len(cached), cache_file)
-                    return cached
-            except (OSError, ValueError):
-                log.warning("ignoring unreadable image cache %s; rebuilding it", cache_file)
+        cached = read_cached(cache_file, np.load, "image")
+        if cached is not None and len(cached) == len(paths) and cached.dtype == np.uint8:
+            log.debug("loaded %d images from cache %s", len(cached), cache_file)
+            return cached
 
     images: list[np.ndarray] = []
     # No bar for a handful of files (previews, tests), where it is only noise; None: none in a log.

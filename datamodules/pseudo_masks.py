@@ -35,7 +35,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from litlab.datamodules.cache import array_key, write_atomically
+from litlab.datamodules.cache import array_key, read_cached, write_atomically
 from litlab.datamodules.face_preprocessing import (
     Box,
     BoxDetector,
@@ -246,6 +246,17 @@ def _box_detectors(box_method: str) -> list[tuple[str, BoxDetector]]:
     return detectors
 
 
+def _read_pseudo_masks(path: Path) -> PseudoMasks:
+    with np.load(path) as z:
+        counts = zip(z["source_names"].tolist(), z["source_counts"].tolist(), strict=True)
+        return PseudoMasks(
+            masks=z["masks"],
+            boxes=z["boxes"],
+            sources=dict(counts),
+            no_grabcut=int(z["no_grabcut"]) if "no_grabcut" in z else 0,
+        )
+
+
 def make_pseudo_masks(
     images: np.ndarray,
     box_method: str = "auto",
@@ -277,23 +288,10 @@ def make_pseudo_masks(
     if cache_dir is not None:
         key = array_key(images, _CACHE_VERSION, f"{token}|{iterations}|{work_size}")
         cache_file = Path(cache_dir) / f"pseudo-masks-{key}.npz"
-        if cache_file.is_file():
-            try:
-                with np.load(cache_file) as z:
-                    result = PseudoMasks(
-                        masks=z["masks"],
-                        boxes=z["boxes"],
-                        sources=dict(
-                            zip(
-                                z["source_names"].tolist(), z["source_counts"].tolist(), strict=True
-                            )
-                        ),
-                        no_grabcut=int(z["no_grabcut"]) if "no_grabcut" in z else 0,
-                    )
-                log.info("reusing cached pseudo-masks %s (%d images)", cache_file, len(images))
-                return result
-            except (OSError, ValueError, KeyError):
-                log.warning("ignoring unreadable pseudo-mask cache %s; rebuilding it", cache_file)
+        cached = read_cached(cache_file, _read_pseudo_masks, "pseudo-mask")
+        if cached is not None:
+            log.info("reusing cached pseudo-masks %s (%d images)", cache_file, len(images))
+            return cached
 
     n, h, w = images.shape[:3]
     masks = np.zeros((n, h, w), np.uint8)
