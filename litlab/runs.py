@@ -3,12 +3,20 @@
 Orchestrators (sweep workers, cv, workflows) call :func:`launch_run` for every unit of work:
 
 - the child gets its own process group, so the whole tree (DDP ranks included) is killed at once;
+  when the child ends, what is left of its group gets a bounded while to exit on its own
+  (``exit_grace``) before it is killed;
 - it dies with its parent: ``PR_SET_PDEATHSIG`` is set before ``exec`` and the child passes it on
   to its own children (Lightning's DDP ranks) through :func:`die_with_parent`; the parent also
   kills every live group when it exits;
 - the parent chooses its run folder (``LITLAB_RUN_DIR``, honoured by ``litlab fit``), and the
   child's stdout and stderr go to a log file in it;
 - ``gpus`` becomes ``CUDA_VISIBLE_DEVICES``;
+- the child starts its own W&B service: a service token in this process's environment
+  (``WANDB_SERVICE``, set once this process or one above it started a W&B run) is not passed on.
+  A child attached to another process's service hands its run's records to that service, which
+  buffers them until it is torn down: the child's run file held no run record after the child
+  had ended. A child that owns its service finishes its run and waits for the service to write
+  it before it exits;
 - the outcome says "exit code N" or "killed by SIGKILL", and :func:`read_result` returns the
   ``result.json`` that ``litlab fit`` writes when it ends.
 """
@@ -36,6 +44,8 @@ RUN_DIR_ENV = "LITLAB_RUN_DIR"  # the run folder a parent chose for its child
 PARENT_ENV = "LITLAB_PARENT_PID"  # set for children that must die with their parent
 RESULT_FILE = "result.json"
 LOG_FILE = "fit.log"
+WANDB_SERVICE_ENV = "WANDB_SERVICE"  # wandb.env.SERVICE: a W&B service token, never inherited
+EXIT_GRACE_S = 10.0  # seconds the rest of a group may take to exit after its leader ended
 _PR_SET_PDEATHSIG = 1
 
 _live: dict[int, subprocess.Popen] = {}  # pgid -> process, killed at exit
@@ -102,22 +112,45 @@ class RunProcess:
         popen: The child (the leader of its own process group).
         log_path: Where its stdout and stderr go (``None``: inherited).
         run_dir: Its run folder, when it is a ``litlab`` run.
+        exit_grace: Seconds the rest of the group may take to exit on its own once the child
+            has exited, before it is killed.
     """
 
-    def __init__(self, popen: subprocess.Popen, log_path: Path | None, run_dir: Path | None):
+    def __init__(
+        self,
+        popen: subprocess.Popen,
+        log_path: Path | None,
+        run_dir: Path | None,
+        exit_grace: float = EXIT_GRACE_S,
+    ):
         self.popen = popen
         self.pid = popen.pid
         self.log_path = log_path
         self.run_dir = run_dir
+        self.exit_grace = exit_grace
         self.started = time.monotonic()
 
     def poll(self) -> Outcome | None:
-        """The outcome if the child has exited (its group's leftovers are killed), else ``None``."""
+        """The outcome if the child has exited, else ``None``.
+
+        Once the child has exited, the rest of its group (DDP ranks, helpers) gets up to
+        ``exit_grace`` seconds to exit on its own; whatever is left then is killed.
+        """
         code = self.popen.poll()
         if code is None:
             return None
+        seconds = time.monotonic() - self.started
+        left = wait_for_group(self.pid, self.exit_grace)
+        if left:
+            log.info(
+                "pid %d exited; %d process(es) of its group still ran %.0f s later: killing %s",
+                self.pid,
+                len(left),
+                self.exit_grace,
+                " ".join(map(str, left)),
+            )
         self.kill()  # ranks or helpers the child left behind
-        return Outcome(code, time.monotonic() - self.started)
+        return Outcome(code, seconds)
 
     def wait(self, timeout: float | None = None) -> Outcome:
         """Wait for the child; ``subprocess.TimeoutExpired`` after ``timeout`` seconds."""
@@ -171,6 +204,7 @@ def start_process(
     """
     parent = os.getpid()
     full_env = {**os.environ, **(env or {}), PARENT_ENV: str(parent), "PYTHONUNBUFFERED": "1"}
+    full_env.pop(WANDB_SERVICE_ENV, None)  # the child's W&B run is written by its own service
     out = None
     if log_path is not None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -192,6 +226,41 @@ def start_process(
     with _live_lock:
         _live[popen.pid] = popen
     return RunProcess(popen, log_path, None)
+
+
+def group_members(pgid: int) -> list[int]:
+    """The live processes of process group ``pgid`` (zombies, dead but unreaped, left out).
+
+    Read from ``/proc`` on Linux; elsewhere ``[pgid]`` while any member of the group can still
+    be signalled, else ``[]``.
+    """
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return []
+        return [pgid]
+    members = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        state, group = fields[0], int(fields[2])
+        if group == pgid and state not in ("Z", "X"):
+            members.append(int(entry.name))
+    return members
+
+
+def wait_for_group(pgid: int, seconds: float, interval: float = 0.05) -> list[int]:
+    """Wait up to ``seconds`` for process group ``pgid`` to end; returns who is still in it."""
+    deadline = time.monotonic() + seconds
+    while (left := group_members(pgid)) and time.monotonic() < deadline:
+        time.sleep(interval)
+    return left
 
 
 def litlab_command(*args: str) -> list[str]:

@@ -12,6 +12,7 @@ import pytest
 from litlab.sweeps.liveness import process_start
 
 from litlab.runs import gpu_slots, launch_run, read_result, start_process
+from tests.sweeps.wandb_records import read_wandb_run
 
 # A child that starts a grandchild the way Lightning starts DDP ranks (a plain Popen of a
 # process that calls die_with_parent, as `litlab` does first thing), prints both pids, waits.
@@ -98,6 +99,62 @@ def test_a_run_gets_its_run_folder_log_and_gpus_and_its_result_is_read(tmp_path)
     assert read_result(run_dir) == {"status": "finished", "gpus": "2,3"}
     (run_dir / "result.json").write_text("{not json")
     assert read_result(run_dir) is None
+
+
+# A process that has started a W&B run (as an earlier in-process fit, or a sweep's summary run
+# would) holds its W&B service's token in its environment, then launches a run that logs to W&B.
+WANDB_PARENT = """
+import os, sys
+import wandb
+from litlab.runs import start_process
+wandb.init(mode="offline", dir=sys.argv[1])
+assert os.environ.get("WANDB_SERVICE")
+child = "import sys, wandb; wandb.init(mode='offline', dir=sys.argv[1], config={'trial': 7})"
+print(start_process([sys.executable, "-c", child, sys.argv[2]]).wait(120).returncode, flush=True)
+sys.stdin.readline()  # its own service lives on until the test has read the child's run
+"""
+
+
+def test_a_run_writes_its_wandb_run_with_its_own_service_before_it_exits(tmp_path):
+    # Attached to the parent's service, the child's records stayed in that service's buffers
+    # after the child had exited: its run file held no run record.
+    parent = subprocess.Popen(
+        [sys.executable, "-c", WANDB_PARENT, str(tmp_path / "parent"), str(tmp_path / "child")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"},
+    )
+    try:
+        assert parent.stdout.readline().strip() == "0"
+        (run_file,) = (tmp_path / "child" / "wandb").glob("offline-run-*/run-*.wandb")
+        run_id, _, config = read_wandb_run(run_file)  # its run record and its exit record
+        assert run_file.name == f"run-{run_id}.wandb" and config["trial"] == 7
+    finally:
+        parent.communicate("\n", timeout=60)
+
+
+# A child that leaves two processes in its group: one that ends on its own a second later
+# (after writing a file), and one that would sleep for two minutes.
+LEAVER = """
+import subprocess, sys
+slow = "import pathlib, sys, time; time.sleep(1); pathlib.Path(sys.argv[1]).write_text('done')"
+subprocess.Popen([sys.executable, "-c", slow, sys.argv[1]])
+stuck = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+print(stuck.pid, flush=True)
+"""
+
+
+def test_a_runs_group_gets_a_bounded_while_to_exit_after_the_run_ends(tmp_path):
+    log = tmp_path / "leaver.log"
+    proc = start_process([sys.executable, "-c", LEAVER, str(tmp_path / "done")], log_path=log)
+    proc.exit_grace = 4.0
+    outcome = proc.wait(60)
+    stuck = int(log.read_text().split()[0])
+    assert outcome.returncode == 0
+    assert (tmp_path / "done").read_text() == "done"  # not killed while it was finishing
+    _poll(lambda: _dead(stuck), 10, "the stuck process to be killed")
+    assert 4.0 <= time.monotonic() - proc.started < 60  # killed at the deadline, not before
 
 
 def test_gpu_slots_split_the_gpus_between_concurrent_trials():

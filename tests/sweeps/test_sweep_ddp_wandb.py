@@ -2,47 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import struct
 from pathlib import Path
 
 import pytest
 from optuna.trial import TrialState
-from wandb.proto import wandb_internal_pb2
+
+from tests.sweeps.wandb_records import read_wandb_run
 
 
-def read_wandb_run(path: Path) -> tuple[str, str, dict]:
-    """(run id, group, config) from an offline ``run-<id>.wandb`` file.
-
-    The file is a LevelDB-style log (32 KiB blocks of CRC/length/type-framed chunks after a
-    7-byte header) of W&B protobuf records; the run record carries the group and the config
-    given to ``wandb.init``.
-    """
-    data, block, pos, buf, records = path.read_bytes(), 32768, 7, b"", []
-    while pos + 7 <= len(data):
-        if block - pos % block < 7:
-            pos += block - pos % block
-            continue
-        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
-        if length == 0 and kind == 0:
-            break
-        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
-        buf = chunk if kind in (1, 2) else buf + chunk
-        if kind in (1, 4):
-            records.append(buf)
-    for raw in records:
-        record = wandb_internal_pb2.Record()
-        record.ParseFromString(raw)
-        if record.WhichOneof("record_type") == "run":
-            run = record.run
-            config = {i.key: json.loads(i.value_json) for i in run.config.update}
-            return run.run_id, run.run_group, config
-    raise AssertionError(f"no run record in {path}")
-
-
-# Slow, and not yet reliable: once in three full runs the pruned trial's offline W&B file held no
-# run record (its W&B service may die with the trial's process group before it flushes).
-@pytest.mark.slow
 def test_ddp_trials_pruned_on_rank_zero_each_with_its_own_wandb_run(rig):
     argv = rig.argv(
         2,
