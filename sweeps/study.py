@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import optuna
-from litlab.sweeps.liveness import dead_owner_trial_ids
+from litlab.sweeps.liveness import OWNER_ATTR, dead_owner_trial_ids, owner_record
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
@@ -179,4 +179,26 @@ def fail_stale_trials(study: optuna.Study) -> list[int]:
         log.warning("trial %d failed: %s", frozen.number, frozen.user_attrs[FAIL_REASON_ATTR])
         if callback is not None:
             callback(study, frozen)
+    return numbers
+
+
+def discard_queued(study: optuna.Study) -> list[int]:
+    """Fail the trials still queued (WAITING) once the budget is met: surplus, never run.
+
+    No worker starts a trial once ``--n-trials`` are done, so a queued trial would wait forever:
+    a retry queued while another worker had already started a fresh trial in its place (a race at
+    the cap), or a trial queued by hand after the sweep ended. Each is claimed the way Optuna's
+    ``ask`` claims one (WAITING to RUNNING, which only one process wins), recorded as this
+    worker's, marked surplus and failed. Returns their numbers.
+    """
+    storage = study._storage
+    numbers = []
+    while (trial_id := study._pop_waiting_trial_id()) is not None:
+        storage.set_trial_system_attr(trial_id, OWNER_ATTR, owner_record(trial_id))
+        storage.set_trial_user_attr(trial_id, SURPLUS_ATTR, True)
+        reason = "queued after the budget of --n-trials was met; not run"
+        storage.set_trial_user_attr(trial_id, FAIL_REASON_ATTR, reason)
+        storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+        numbers.append(storage.get_trial_number_from_id(trial_id))
+        log.info("trial %d: %s", numbers[-1], reason)
     return numbers

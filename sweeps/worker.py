@@ -4,8 +4,9 @@ Modelled on Optuna's ``_optimize`` loop, with each step one state change recorde
 
 1. fail the trials of dead workers (heartbeat, or a dead process on this machine) and queue
    them again;
-2. stop when ``--n-trials`` trials are complete or pruned; wait while the rest of the budget is
-   running in other workers (one of them may die, and its trial come back);
+2. stop when ``--n-trials`` trials are complete or pruned, failing any trial still queued as
+   surplus; wait while the rest of the budget is running in other workers (one of them may die,
+   and its trial come back);
 3. ask for a trial (a queued retry first), record this worker as its owner, run it, tell it.
 
 A live worker's trial is never touched by another worker or command: only a trial whose owner
@@ -17,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import optuna
 from litlab.sweeps.liveness import OWNER_ATTR, host_id, owner_record
@@ -25,6 +27,7 @@ from litlab.sweeps.study import (
     FAIL_REASON_ATTR,
     SURPLUS_ATTR,
     counted_trials,
+    discard_queued,
     done_trials,
     fail_stale_trials,
     over_cap,
@@ -42,10 +45,11 @@ class TooManyFailures(RuntimeError):
     """More trials in a row failed than the sweep has trials: something is wrong for all."""
 
 
+@dataclass
 class Worker:
     """Pulls trials from ``study`` until ``n_trials`` are complete or pruned.
 
-    Args:
+    Attributes:
         study: The study (with this worker's seeded sampler).
         runner: Runs one trial as a child process.
         n_trials: The study-wide cap.
@@ -54,28 +58,18 @@ class Worker:
         timeout: Start no new trial after this many seconds (``None``: no limit).
         poll: Seconds between looks at the study while others run the last trials.
         report: Called with each trial this worker ends.
+        failures_in_a_row: Trials this worker ended as FAIL since its last success.
     """
 
-    def __init__(
-        self,
-        study: optuna.Study,
-        runner: TrialRunner,
-        n_trials: int,
-        worker_index: int = 0,
-        seed: int | None = None,
-        timeout: float | None = None,
-        poll: float = 2.0,
-        report: Report | None = None,
-    ) -> None:
-        self.study = study
-        self.runner = runner
-        self.n_trials = n_trials
-        self.worker_index = worker_index
-        self.seed = seed
-        self.timeout = timeout
-        self.poll = poll
-        self.report = report
-        self.failures_in_a_row = 0
+    study: optuna.Study
+    runner: TrialRunner
+    n_trials: int
+    worker_index: int = 0
+    seed: int | None = None
+    timeout: float | None = None
+    poll: float = 2.0
+    report: Report | None = None
+    failures_in_a_row: int = field(default=0, init=False)
 
     def run(self) -> None:
         """The loop; returns when the study has its trials or the timeout is reached."""
@@ -84,6 +78,7 @@ class Worker:
         while True:
             fail_stale_trials(self.study)
             if done_trials(self.study) >= self.n_trials:
+                discard_queued(self.study)  # nothing is left waiting once the budget is met
                 return
             if self.timeout is not None and time.monotonic() - started > self.timeout:
                 log.info("worker %d: --timeout reached; no new trial", self.worker_index)

@@ -107,3 +107,28 @@ def test_a_diverged_trial_fails_and_is_never_best(rig):
     best = yaml.safe_load((rig.out / rig.study / "best_params.yaml").read_text())
     assert best["model"]["init_args"]["lr"] == 1.0e-3
     assert Path(diverged.user_attrs["run_dir"], "result.json").is_file()
+
+
+def test_a_rerun_fails_trials_left_queued_once_the_budget_is_met(rig):
+    # The budget of one trial is met, and a trial still waits in the queue: a retry queued while
+    # another worker had started a fresh trial in its place (a race at the cap), or one queued by
+    # hand. No worker starts a trial any more, so it would wait forever.
+    rig.journal.parent.mkdir(parents=True, exist_ok=True)
+    study = optuna.create_study(
+        study_name=rig.study, storage=make_storage(str(rig.journal)), direction="maximize"
+    )
+    lr = optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"model.lr": 1e-3}, distributions={"model.lr": lr}, value=0.5
+        )
+    )
+    study.enqueue_trial({"model.lr": 2e-3})
+    code, log = rig.run(rig.argv(1))
+    assert code == 0, log[-3000:]
+    study = rig.load()
+    _assert_exact(study, 1)
+    done, queued = study.trials
+    assert done.state == TrialState.COMPLETE and queued.state == TrialState.FAIL
+    assert queued.user_attrs["surplus"] and "budget" in queued.user_attrs["fail_reason"]
+    assert not (rig.out / rig.study / "trial-0001").exists()  # it never ran
