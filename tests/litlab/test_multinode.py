@@ -12,22 +12,13 @@ from pathlib import Path
 import pytest
 
 from litlab.cli import run_cli
+from tests.tiny_liver import TINY_LIVER
 
 LIVER = [
     "--config",
     "liver-deeplabv3plus",
-    "--data.image_size=32",
-    "--data.synthetic_patients=6",
-    "--data.synthetic_slices=4",
-    "--data.batch_size=4",
-    "--data.num_workers=0",
-    "--model.encoder_name=resnet18",
-    "--model.num_overlays=0",
-    "--trainer.limit_train_batches=1",
-    "--trainer.limit_val_batches=1",
-    "--trainer.accelerator=cpu",
+    *TINY_LIVER,
     "--trainer.enable_progress_bar=false",
-    "--wandb_mode=disabled",
 ]
 
 

@@ -19,21 +19,10 @@ from litlab.sweeps.liveness import process_start
 from litlab.sweeps.storage import make_storage
 from optuna.trial import TrialState
 
-# The issue's tiny liver trial, smaller still: 32 px, ResNet-18 encoder, one batch per epoch.
-TINY = [
-    "--data.image_size=32",
-    "--data.synthetic_patients=6",
-    "--data.synthetic_slices=4",
-    "--data.batch_size=4",
-    "--data.num_workers=0",
-    "--model.encoder_name=resnet18",
-    "--model.num_overlays=0",
-    "--trainer.max_epochs=1",
-    "--trainer.limit_train_batches=1",
-    "--trainer.limit_val_batches=1",
-    "--trainer.accelerator=cpu",
-    "--wandb_mode=disabled",
-]
+from tests.tiny_liver import TINY_LIVER
+
+# The tiny liver fit, one epoch a trial.
+TINY = [*TINY_LIVER, "--trainer.max_epochs=1"]
 
 PRUNER_MODULE = '''
 import optuna
