@@ -19,27 +19,32 @@ from litlab.datamodules.liver_decode import unit_to_uint8, window_to_unit
 WINDOW = (-100.0, 400.0)
 
 
-class Threshold(pl.LightningModule):
-    """A 'segmenter' whose mask is known: liver where the input is above one half."""
+class _Predictor(pl.LightningModule):
+    """A module that only predicts: what it predicts and its class names, as the writer reads them."""
 
-    PREDICTS = "masks"
+    PREDICTS: str | None = None
+    CLASS_NAMES: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         super().__init__()
-        self.class_names = ["background", "liver"]
+        self.class_names = list(self.CLASS_NAMES)
+
+
+class Threshold(_Predictor):
+    """A 'segmenter' whose mask is known: liver where the input is above one half."""
+
+    PREDICTS = "masks"
+    CLASS_NAMES = ("background", "liver")
 
     def predict_step(self, batch, batch_idx):
         return (batch[0][:, 0] > 0.5).long()
 
 
-class FixedEmbedding(pl.LightningModule):
+class FixedEmbedding(_Predictor):
     """An 'embedder' returning the image mean as a 2-d embedding and class = brighter half."""
 
     PREDICTS = "embeddings"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.class_names = ["dark", "bright"]
+    CLASS_NAMES = ("dark", "bright")
 
     def predict_step(self, batch, batch_idx):
         mean = batch[0].mean(dim=(1, 2, 3))

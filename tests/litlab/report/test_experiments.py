@@ -6,6 +6,7 @@ import csv
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -20,9 +21,10 @@ from litlab.report.intervals import wilson_interval
 
 def _run(
     folder: Path,
-    data: dict,
-    test: dict,
-    val: dict | None = None,
+    data: dict[str, Any],
+    test: dict[str, float],
+    *,
+    val: dict[str, float] | None = None,
     train_acc: float | None = None,
 ) -> Path:
     """A finished run folder: csv/config.yaml, result.json and (with ``train_acc``) metrics.csv."""
@@ -74,7 +76,7 @@ def test_fer2013_report_sets_the_best_cell_beside_ours(tmp_path: Path, capsys) -
     }
     runs = tmp_path / "runs"
     _run(runs / "fer2013-resnet50" / "20240101-000000", data, {"test/acc": 0.5},
-         {"val/acc": 0.75}, train_acc=0.9)  # fmt: skip
+         val={"val/acc": 0.75}, train_acc=0.9)  # fmt: skip
     code, out, _ = _report(capsys, "fer2013", "--runs", str(runs))
     assert code == 0
     md = (runs / "fer2013-report" / "report.md").read_text()
