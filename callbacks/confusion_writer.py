@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import lightning.pytorch as pl
+from litlab.datamodules.cache import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,8 @@ class TestConfusionWriter(pl.Callback):
             "data": describe() if callable(describe) else {},
             "fast_dev_run": bool(trainer.fast_dev_run),
         }
-        path = Path(trainer.default_root_dir) / CONFUSION_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(payload, indent=2))
+        text = json.dumps(payload, indent=2)
+        path = write_atomically(
+            Path(trainer.default_root_dir) / CONFUSION_FILE, lambda tmp: tmp.write_text(text)
+        )
         log.info("test confusion matrix written to %s", path)

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from litlab.datamodules.cache import write_atomically
 from litlab.overrides import parse_options
 from litlab.presets import resolve_preset
 from litlab.runs import gpu_slots
@@ -123,15 +124,17 @@ def write_csv(path: Path, folds: Sequence[int], results: Sequence[dict[str, floa
     """One row per fold, then ``mean`` and ``std`` rows; one column per metric."""
     summary = aggregate(results)
     names = list(summary)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["fold", *names])
-        for fold, result in zip(folds, results, strict=True):
-            writer.writerow([fold, *(result.get(n, "") for n in names)])
-        writer.writerow(["mean", *(summary[n][0] for n in names)])
-        writer.writerow(["std", *(summary[n][1] for n in names)])
-    return path
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["fold", *names])
+            for fold, result in zip(folds, results, strict=True):
+                writer.writerow([fold, *(result.get(n, "") for n in names)])
+            writer.writerow(["mean", *(summary[n][0] for n in names)])
+            writer.writerow(["std", *(summary[n][1] for n in names)])
+
+    return write_atomically(path, write)
 
 
 def format_summary(summary: dict[str, tuple[float, float]], n_folds: int) -> str:
@@ -243,5 +246,5 @@ def main(argv: list[str]) -> int:
 def _write_plan(folder: Path, args: argparse.Namespace, overrides: list[str]) -> None:
     """``cv.json``: the command the folder belongs to, for whoever finds the folder later."""
     plan: dict[str, Any] = {"config": args.config, "folds": args.folds, "overrides": overrides}
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / PLAN).write_text(json.dumps(plan, indent=2) + "\n")
+    text = json.dumps(plan, indent=2) + "\n"
+    write_atomically(folder / PLAN, lambda tmp: tmp.write_text(text))
