@@ -202,13 +202,8 @@ class HaarFaceDetector:
     @property
     def cache_token(self) -> str:
         """Identifies the detector and its settings in cache keys."""
-        return settings_token(
-            "haar",
-            self.cascade_path.name,
-            self.scale_factor,
-            self.min_neighbors,
-            self.min_size_fraction,
-        )
+        settings = (self.scale_factor, self.min_neighbors, self.min_size_fraction)
+        return settings_token("haar", self.cascade_path.name, *settings)
 
     def detect(self, image: np.ndarray) -> Box | None:
         """The largest face box ``(x, y, w, h)`` in a uint8 image, or ``None``."""
