@@ -4,7 +4,8 @@
 LightningCLI in :mod:`litlab.lightning_cli`, imported only by ``fit``, ``validate``, ``test``
 and ``predict``); ``litlab presets`` lists them; ``litlab sweep``, ``cv``, ``preview``,
 ``report`` and the other tools are dispatched to their own modules. Importing this module
-loads neither torch nor Lightning, so the light commands answer at once.
+loads neither torch nor Lightning, so the light commands answer at once; ``<command> --help``
+prints a text built on first use and cached (:mod:`litlab.help_cache`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 from typing import Any
 
 from litlab.failures import DEBUG_ENV, report_failure
+from litlab.help_cache import cached_help, is_help_request
 from litlab.presets import PRESET_DIR, preset_description, preset_names, resolve_preset
 from litlab.runs import die_with_parent
 
@@ -111,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
         list_presets()
         return 0
     try:
+        if is_help_request(argv) and (command in TRAINER_COMMANDS or command in EXTRA_COMMANDS):
+            text = cached_help(command, lambda: _dispatch(command, argv))
+            if text is not None:
+                print(text, end="")
+                return 0
         return _dispatch(command, argv)
     except Exception as err:  # the last net: bad input (exit 2) or an internal error (exit 1)
         if os.environ.get(DEBUG_ENV):

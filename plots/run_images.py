@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import lightning.pytorch as pl
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from lightning.pytorch.loggers import WandbLogger  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+
+if TYPE_CHECKING:  # Lightning loads where a run logs, not where a report draws a figure
+    import lightning.pytorch as pl
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,8 @@ def log_image(module: pl.LightningModule, key: str, image: np.ndarray | Figure) 
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{key.replace('/', '_')}-epoch{trainer.current_epoch:03d}.png"
     plt.imsave(path, array, cmap="gray" if array.ndim == 2 else None)
+    from lightning.pytorch.loggers import WandbLogger
+
     for logger in module.loggers:
         if isinstance(logger, WandbLogger):
             logger.log_image(key=key, images=[array], step=trainer.global_step)

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import importlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from torch.utils.data import Dataset
 
-from litlab.datamodules.ckplus import subject_ids
-from litlab.datamodules.identity import count_duplicates, count_near_duplicates, dhash
+if TYPE_CHECKING:
+    from torch.utils.data import Dataset
+# The DataModules and the image hashes (torch, Lightning, OpenCV) load only when facts are
+# counted, so a report that reuses counted facts, or skips them, answers without them.
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,8 @@ def near_duplicates(train: np.ndarray, test: np.ndarray, max_distance: int = NEA
     """Test images whose dHash lies within ``max_distance`` bits of a training image's."""
     if len(train) == 0 or len(test) == 0:
         return 0
+    from litlab.datamodules.identity import count_near_duplicates, dhash
+
     train_hashes, test_hashes = dhash(train), dhash(test)
     return sum(
         count_near_duplicates(train_hashes, test_hashes[i : i + _CHUNK], max_distance)
@@ -91,6 +94,8 @@ def _groups(datamodule: Any) -> dict[str, np.ndarray] | None:
     index = getattr(datamodule, "index", None)
     split_indices = getattr(datamodule, "split_indices", None)
     if index is not None and split_indices:
+        from litlab.datamodules.ckplus import subject_ids
+
         pattern = datamodule.hparams.get("subject_pattern")
         subjects = subject_ids(index.paths, pattern) if pattern else subject_ids(index.paths)
         return {name: subjects[idx] for name, idx in split_indices.items()}
@@ -113,6 +118,8 @@ def data_facts(datamodule: Any, pixels: bool = True) -> dict[str, Any]:
         "test_is_val": datamodule.test_set is datamodule.val_set,
     }
     if pixels:
+        from litlab.datamodules.identity import count_duplicates
+
         images = {name: _images(ds) for name, ds in parts.items()}
         if images["train"] is not None:
             facts["exact"] = {
