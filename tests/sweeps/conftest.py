@@ -25,6 +25,8 @@ from tests.tiny_liver import TINY_LIVER
 TINY = [*TINY_LIVER, "--trainer.max_epochs=1"]
 
 PRUNER_MODULE = '''
+import time
+
 import optuna
 
 
@@ -33,6 +35,18 @@ class PruneTrialOne(optuna.pruners.BasePruner):
 
     def prune(self, study, trial):
         return trial.number == 1
+
+
+class TrialZeroWaitsForTrialOne(optuna.pruners.BasePruner):
+    """Never prunes; trial #0 reports only once trial #1 has started (four minutes at most)."""
+
+    def prune(self, study, trial):
+        deadline = time.monotonic() + 240
+        while trial.number == 0 and len(study.get_trials(deepcopy=False)) < 2:
+            if time.monotonic() > deadline:
+                raise TimeoutError("trial 1 did not start within 240 s")
+            time.sleep(0.2)
+        return False
 '''
 
 
@@ -121,7 +135,7 @@ class SweepRig:
         ]
 
     def env(self, **extra: str) -> dict[str, str]:
-        (self.root / "prune_trial_one.py").write_text(PRUNER_MODULE)
+        (self.root / "tiny_pruners.py").write_text(PRUNER_MODULE)
         return {
             **os.environ,
             "PYTHONPATH": os.pathsep.join(

@@ -18,7 +18,7 @@ def test_ddp_trials_pruned_on_rank_zero_each_with_its_own_wandb_run(rig):
         "--trainer.max_epochs=2",
         "--wandb_mode=offline",
         "--pruner",
-        "prune_trial_one.PruneTrialOne",
+        "tiny_pruners.PruneTrialOne",
     )
     code, log = rig.run(argv, WANDB_MODE="offline")
     assert code == 0, log[-4000:]

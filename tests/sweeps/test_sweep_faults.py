@@ -6,7 +6,6 @@ import csv
 from pathlib import Path
 
 import optuna
-import pytest
 import yaml
 from litlab.sweeps.storage import make_storage
 from optuna.trial import TrialState
@@ -67,12 +66,14 @@ def test_kill_minus_nine_mid_trial_and_in_the_last_trial_then_rerun(rig):
     assert sorted(r["state"] for r in rows) == ["COMPLETE"] * n + ["FAIL"] * 3
 
 
-@pytest.mark.slow  # ~5 trial processes; the kill test covers the same machinery
 def test_two_commands_on_one_journal_share_the_budget(rig):
-    n = 4
-    first = rig.start(rig.argv(n))
+    n = 2
+    # Trial 0 reports its epoch only once trial 1 has started, so the second command, started
+    # while the first runs trial 0, takes trial 1 whatever the load: each command runs one.
+    argv = rig.argv(n, "--pruner", "tiny_pruners.TrialZeroWaitsForTrialOne")
+    first = rig.start(argv)
     rig.wait_until(lambda: rig.running_with_child(), 240, "the first command's trial")
-    second = rig.start(rig.argv(n))
+    second = rig.start(argv)
     for proc in (first, second):
         assert proc.wait(400) == 0, proc.log_path.read_text()[-3000:]
     study = rig.load()
@@ -84,51 +85,31 @@ def test_two_commands_on_one_journal_share_the_budget(rig):
     assert len(workers) == 2  # both commands ran trials, each with its own sampler seed
 
 
-def test_a_diverged_trial_fails_and_is_never_best(rig):
+def test_a_diverged_trial_fails_and_is_never_best_and_nothing_is_left_queued(rig):
     rig.space = {
         "metric": "val/dice_liver",
         "direction": "maximize",
         "params": {"model.lr": {"type": "categorical", "choices": [1.0e-3, 1.0e30]}},
     }
-    # The study is created and both values queued before the sweep starts: the first diverges.
+    # The study is created and three trials queued before a sweep of one: the first diverges,
+    # the second meets the budget. The third would wait forever once no worker starts a trial
+    # (as a retry queued while another worker started a fresh trial in its place, at the cap, or
+    # a trial queued by hand): the worker that finds the budget met fails it as surplus.
     rig.journal.parent.mkdir(parents=True, exist_ok=True)
     study = optuna.create_study(
         study_name=rig.study, storage=make_storage(str(rig.journal)), direction="maximize"
     )
-    study.enqueue_trial({"model.lr": 1.0e30})
-    study.enqueue_trial({"model.lr": 1.0e-3})
-    code, log = rig.run(rig.argv(1))
-    assert code == 0, log[-3000:]
-    study = rig.load()
-    diverged, good = study.trials
-    assert diverged.state == TrialState.FAIL and "diverged" in diverged.user_attrs["fail_reason"]
-    assert len(study.trials) == 2  # a diverged trial is not retried
-    assert good.state == TrialState.COMPLETE and study.best_trial.number == good.number
-    best = yaml.safe_load((rig.out / rig.study / "best_params.yaml").read_text())
-    assert best["model"]["init_args"]["lr"] == 1.0e-3
-    assert Path(diverged.user_attrs["run_dir"], "result.json").is_file()
-
-
-def test_a_rerun_fails_trials_left_queued_once_the_budget_is_met(rig):
-    # The budget of one trial is met, and a trial still waits in the queue: a retry queued while
-    # another worker had started a fresh trial in its place (a race at the cap), or one queued by
-    # hand. No worker starts a trial any more, so it would wait forever.
-    rig.journal.parent.mkdir(parents=True, exist_ok=True)
-    study = optuna.create_study(
-        study_name=rig.study, storage=make_storage(str(rig.journal)), direction="maximize"
-    )
-    lr = optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)
-    study.add_trial(
-        optuna.trial.create_trial(
-            params={"model.lr": 1e-3}, distributions={"model.lr": lr}, value=0.5
-        )
-    )
-    study.enqueue_trial({"model.lr": 2e-3})
+    for lr in (1.0e30, 1.0e-3, 1.0e-3):
+        study.enqueue_trial({"model.lr": lr})
     code, log = rig.run(rig.argv(1))
     assert code == 0, log[-3000:]
     study = rig.load()
     _assert_exact(study, 1)
-    done, queued = study.trials
-    assert done.state == TrialState.COMPLETE and queued.state == TrialState.FAIL
-    assert queued.user_attrs["surplus"] and "budget" in queued.user_attrs["fail_reason"]
-    assert not (rig.out / rig.study / "trial-0001").exists()  # it never ran
+    diverged, good, queued = study.trials  # a diverged trial is not retried
+    assert diverged.state == TrialState.FAIL and "diverged" in diverged.user_attrs["fail_reason"]
+    assert good.state == TrialState.COMPLETE and study.best_trial.number == good.number
+    best = yaml.safe_load((rig.out / rig.study / "best_params.yaml").read_text())
+    assert best["model"]["init_args"]["lr"] == 1.0e-3
+    assert Path(diverged.user_attrs["run_dir"], "result.json").is_file()
+    assert queued.state == TrialState.FAIL and queued.user_attrs["surplus"]
+    assert "budget" in queued.user_attrs["fail_reason"] and "run_dir" not in queued.user_attrs
