@@ -20,11 +20,11 @@ import warnings
 import lightning.pytorch as pl
 import optuna
 from lightning.pytorch.callbacks import Callback
+from litlab.callbacks.trial_keys import PRUNED_ATTR, STORAGE_ENV
 
 log = logging.getLogger(__name__)
 
-STORAGE_ENV = "LITLAB_OPTUNA_STORAGE"
-PRUNED_ATTR = "litlab:pruned_epoch"
+__all__ = ["PRUNED_ATTR", "STORAGE_ENV", "OptunaPruning", "open_storage"]
 _CONTINUE, _PRUNE, _ERROR = 0, 1, 2
 
 

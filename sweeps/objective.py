@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from litlab.callbacks.optuna_pruning import PRUNED_ATTR, STORAGE_ENV
+from litlab.callbacks.trial_keys import PRUNED_ATTR, STORAGE_ENV
 from litlab.sweeps.liveness import Heartbeat
 from litlab.sweeps.space import SearchSpace, override_args
 from optuna.trial import TrialState
