@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -22,6 +19,7 @@ from litlab.callbacks.per_volume_writer import (
 from litlab.lightning_modules.segmentation import SegmentationModule
 
 from litlab.cli import run_cli
+from tests.litlab_process import run_litlab
 
 
 def test_rows_carry_counts_spacing_and_millilitres(tmp_path: Path) -> None:
@@ -152,17 +150,9 @@ def test_two_process_ddp_scores_each_volume_as_one_process(tmp_path: Path) -> No
     root = tmp_path / "lits"
     root.mkdir()
     _volumes(root, n=7, depth=5, first_liver=0)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     args = [*_liver_args(root, tmp_path / "runs"), "--trainer.max_epochs=1",
             "--trainer.devices=2", "--trainer.strategy=ddp"]  # fmt: skip
-    proc = subprocess.run(
-        [sys.executable, "-m", "litlab.cli", "fit", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_litlab(["fit", *args], timeout=900)
     (run,) = (tmp_path / "runs" / "liver-deeplabv3plus").iterdir()
     ddp = {r["volume"]: r for r in csv.DictReader((run / PER_VOLUME_FILE).open())}
     assert len(ddp) == 3 and {r["slices"] for r in ddp.values()} == {"5"}

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -17,6 +14,8 @@ import yaml
 
 from litlab.cli import fit_and_test, main, resolve_config_args, run_cli
 from litlab.presets import load_preset, preset_names, resolve_preset
+from tests.litlab.tiny_fer import TINY_FER
+from tests.litlab_process import run_litlab
 
 # Tiny settings every preset accepts; heavy networks stay as the preset has them.
 TINY = [
@@ -101,15 +100,8 @@ def test_fast_dev_run_of_every_preset(name, tmp_path, monkeypatch):
 
 def _fer_args(tmp_path: Path, *extra: str) -> list[str]:
     return [
-        "--config",
-        "fer2013-resnet50",
-        "--model.backbone=resnet18",
-        "--model.stem=standard",
-        "--data.synthetic_rows=200",
-        "--data.batch_size=10",
-        "--data.num_workers=0",
+        *TINY_FER,
         "--data.augment=false",
-        "--trainer.accelerator=cpu",
         "--trainer.enable_progress_bar=false",
         "--wandb_mode=disabled",
         f"--output_dir={tmp_path / 'runs'}",
@@ -220,7 +212,6 @@ def test_divergence_stops_the_run_with_exit_code_3(tmp_path, capsys):
 
 def test_ddp_two_processes_match_single_process_metrics(tmp_path):
     """A 2-process CPU DDP fit (gloo) finishes; its synced test metrics equal a 1-process test."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     args = _fer_args(
         tmp_path,
         "--trainer.max_epochs=1",
@@ -228,14 +219,7 @@ def test_ddp_two_processes_match_single_process_metrics(tmp_path):
         "--trainer.devices=2",
         "--trainer.strategy=ddp",
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "litlab.cli", "fit", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_litlab(["fit", *args])
     (run_dir,) = (tmp_path / "runs" / "fer2013-resnet50").iterdir()
     rows = [
         r for r in csv.DictReader((run_dir / "csv" / "metrics.csv").open()) if r.get("test/acc")

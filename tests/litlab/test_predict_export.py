@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -23,16 +20,12 @@ from litlab.lightning_modules.classification import ClassificationModule
 
 from litlab import export
 from litlab.cli import main
+from tests.litlab.tiny_fer import TINY_FER
+from tests.litlab_process import run_litlab
 
 FER = [
-    "--config=fer2013-resnet50",
-    "--model.backbone=resnet18",
-    "--model.stem=standard",
-    "--data.synthetic_rows=200",
-    "--data.batch_size=10",
-    "--data.num_workers=0",
+    *TINY_FER,
     "--data.augment=false",
-    "--trainer.accelerator=cpu",
     "--trainer.limit_train_batches=2",
     "--trainer.limit_val_batches=1",
     "--trainer.limit_test_batches=1",
@@ -44,15 +37,11 @@ FER = [
 def fer_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
     """Two short epochs of ``litlab fit`` in a child process; (run folder, stdout, stderr)."""
     out = tmp_path_factory.mktemp("fer")
-    env = {k: v for k, v in os.environ.items() if k != "LITLAB_RUN_DIR"}
-    env |= {"LITLAB_CACHE": str(tmp_path_factory.getbasetemp() / "litlab-cache"),
-            "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}  # fmt: skip
-    proc = subprocess.run(
-        [sys.executable, "-m", "litlab.cli", "fit", *FER, "--trainer.max_epochs=2",
-         f"--output_dir={out}"],
-        capture_output=True, text=True, env=env, timeout=900,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    env = {"LITLAB_CACHE": str(tmp_path_factory.getbasetemp() / "litlab-cache"),
+           "WANDB_MODE": "disabled"}  # fmt: skip
+    proc = run_litlab(
+        ["fit", *FER, "--trainer.max_epochs=2", f"--output_dir={out}"], env=env, timeout=900
+    )
     (run_dir,) = (out / "fer2013-resnet50").iterdir()
     return run_dir, proc.stdout, proc.stderr
 

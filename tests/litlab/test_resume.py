@@ -19,20 +19,10 @@ import pytest
 import torch
 
 from litlab.cli import main, run_cli
+from tests.litlab.tiny_fer import TINY_FER
 
 BATCHES = 8  # of the 16 batches (160 training images, 10 a batch) of the embedded FER2013 set
-FER = [
-    "--config",
-    "fer2013-resnet50",
-    "--model.backbone=resnet18",
-    "--model.stem=standard",
-    "--data.synthetic_rows=200",
-    "--data.batch_size=10",
-    "--data.num_workers=0",
-    "--trainer.accelerator=cpu",
-    "--trainer.enable_progress_bar=false",
-    "--trainer.limit_val_batches=1",
-]
+FER = [*TINY_FER, "--trainer.enable_progress_bar=false", "--trainer.limit_val_batches=1"]
 
 
 def _child_env() -> dict[str, str]:
