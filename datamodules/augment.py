@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
@@ -14,28 +16,41 @@ def normalize_to_unit_range(channels: int) -> v2.Transform:
     )
 
 
-def paper_augmentation(
-    rotation: float = 10.0,
-    shear: float = 10.0,
-    shift: float = 0.1,
-    zoom: float = 0.1,
-    hflip: bool = True,
-) -> v2.Transform:
-    """The FER2013 paper's Keras-style augmentation, expressed in torchvision v2.
+@dataclass(frozen=True)
+class AffineRanges:
+    """Ranges of a random affine and mirror, drawn per image (torchvision ``RandomAffine``'s
+    meaning); the per-sample transforms here and the batched ones in
+    :mod:`~litlab.datamodules.batch_augment` both read them. The defaults are the FER2013
+    paper's augmentation.
 
-    Rotation and shear in degrees, shift as a fraction of width/height, zoom as a fraction of
-    scale (``1 ± zoom``), plus a random horizontal flip.
+    Attributes:
+        rotation: Largest rotation either way, degrees.
+        shear: Largest x-shear either way, degrees (0: none).
+        shift: Largest shift as a fraction of width (x) and height (y).
+        zoom: Scale drawn from ``1 ± zoom`` (0: kept).
+        hflip_p: Probability of a left-right mirror.
     """
+
+    rotation: float = 10.0
+    shear: float = 10.0
+    shift: float = 0.1
+    zoom: float = 0.1
+    hflip_p: float = 0.5
+
+
+def paper_augmentation(ranges: AffineRanges = AffineRanges()) -> v2.Transform:  # noqa: B008
+    """The FER2013 paper's Keras-style augmentation (or other ``ranges``) in torchvision v2:
+    a random affine, then a random horizontal flip."""
     steps: list[v2.Transform] = [
         v2.RandomAffine(
-            degrees=rotation,
-            translate=(shift, shift),
-            scale=(1 - zoom, 1 + zoom),
-            shear=shear,
+            degrees=ranges.rotation,
+            translate=(ranges.shift, ranges.shift),
+            scale=(1 - ranges.zoom, 1 + ranges.zoom) if ranges.zoom else None,
+            shear=ranges.shear or None,
         )
     ]
-    if hflip:
-        steps.append(v2.RandomHorizontalFlip())
+    if ranges.hflip_p > 0:
+        steps.append(v2.RandomHorizontalFlip(p=ranges.hflip_p))
     return v2.Compose(steps)
 
 

@@ -7,7 +7,9 @@ image, for a whole batch at once, and resamples every image with one ``grid_samp
 batch's device; the flip is folded into the sampling grid. For given parameters the result is
 torchvision's ``affine`` + ``hflip`` of each image (same inverse matrix, grid and nearest
 sampling). A mask passed beside its images gets the same grid, sampled by nearest neighbour with
-0 (background) outside, so labels never blend.
+0 (background) outside, so labels never blend. The ranges are one
+:class:`~litlab.datamodules.augment.AffineRanges` that the per-sample path reads too (the
+FER2013 paper's by default; the liver DataModule passes its own).
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from litlab.datamodules.augment import AffineRanges
+
+#: Where the augmentation runs: per image in the loader workers, or per batch on its device.
+AUGMENT_ON: tuple[str, ...] = ("sample", "batch")
 
 
 @dataclass(frozen=True)
@@ -41,43 +47,40 @@ class BatchPaperAugmentation:
     """Per-image random affine and flip of a ``(B, C, H, W)`` batch, on the batch's device.
 
     Args:
-        rotation: Largest rotation either way, degrees.
-        shear: Largest x-shear either way, degrees.
-        shift: Largest shift as a fraction of width (x) and height (y).
-        zoom: Zoom range ``1 ± zoom``.
-        hflip: Mirror half of the images left-right.
+        ranges: What to draw (the FER2013 paper's ranges unless given), as the per-sample
+            :func:`~litlab.datamodules.augment.paper_augmentation` reads them.
+        image_mode: ``"nearest"`` (the per-sample default) or ``"bilinear"`` resampling of the
+            images; masks are always resampled by nearest neighbour.
     """
 
     def __init__(
         self,
-        rotation: float = 10.0,
-        shear: float = 10.0,
-        shift: float = 0.1,
-        zoom: float = 0.1,
-        hflip: bool = True,
+        ranges: AffineRanges = AffineRanges(),
+        image_mode: str = "nearest",  # noqa: B008
     ) -> None:
-        self.rotation, self.shear, self.shift, self.zoom = rotation, shear, shift, zoom
-        self.hflip = hflip
+        if image_mode not in ("nearest", "bilinear"):
+            raise ValueError(f"image_mode must be 'nearest' or 'bilinear', got {image_mode!r}")
+        self.ranges, self.image_mode = ranges, image_mode
 
     def sample(
         self, batch: int, height: int, width: int, device: torch.device | str = "cpu"
     ) -> AffineParams:
         """Draw one parameter set per image, with torchvision ``RandomAffine``'s distributions."""
+        r = self.ranges
 
         def uniform(low: float, high: float, *shape: int) -> torch.Tensor:
             return torch.empty(batch, *shape, device=device).uniform_(low, high)
 
-        max_shift = torch.tensor([self.shift * width, self.shift * height], device=device)
+        max_shift = torch.tensor([r.shift * width, r.shift * height], device=device)
         translate = torch.round((torch.rand(batch, 2, device=device) * 2 - 1) * max_shift)
         shear = torch.zeros(batch, 2, device=device)
-        shear[:, 0] = uniform(-self.shear, self.shear)
-        flip = torch.rand(batch, device=device) < 0.5
+        shear[:, 0] = uniform(-r.shear, r.shear)
         return AffineParams(
-            angle=uniform(-self.rotation, self.rotation),
+            angle=uniform(-r.rotation, r.rotation),
             translate=translate,
-            scale=uniform(1 - self.zoom, 1 + self.zoom),
+            scale=uniform(1 - r.zoom, 1 + r.zoom),
             shear=shear,
-            flip=flip & self.hflip,
+            flip=torch.rand(batch, device=device) < r.hflip_p,
         )
 
     def grid(self, params: AffineParams, height: int, width: int) -> torch.Tensor:
@@ -107,7 +110,8 @@ class BatchPaperAugmentation:
         """
         b, _, h, w = images.shape
         grid = self.grid(self.sample(b, h, w, images.device), h, w)
-        return resample(images, grid), None if masks is None else resample(masks, grid)
+        out = resample(images, grid, self.image_mode)
+        return out, None if masks is None else resample(masks, grid)
 
 
 def inverse_affine(params: AffineParams) -> torch.Tensor:
@@ -132,8 +136,9 @@ def inverse_affine(params: AffineParams) -> torch.Tensor:
     return torch.cat([m, shift[:, :, None]], dim=2).float()
 
 
-def resample(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-    """Nearest-neighbour sampling of ``x`` at ``grid``, 0 outside, dtype and rank kept.
+def resample(x: torch.Tensor, grid: torch.Tensor, mode: str = "nearest") -> torch.Tensor:
+    """Sampling of ``x`` at ``grid`` (nearest neighbour unless ``mode`` says ``"bilinear"``),
+    0 outside, dtype and rank kept (integers rounded back).
 
     Shape:
         x: ``(B, C, H, W)`` or ``(B, H, W)``; grid: ``(B, H, W, 2)``.
@@ -141,7 +146,7 @@ def resample(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     squeeze = x.ndim == 3
     src = x[:, None] if squeeze else x
     out = F.grid_sample(
-        src.to(grid.dtype), grid, mode="nearest", padding_mode="zeros", align_corners=False
+        src.to(grid.dtype), grid, mode=mode, padding_mode="zeros", align_corners=False
     )
     if not torch.is_floating_point(x):
         out = out.round_().to(x.dtype)

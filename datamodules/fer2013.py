@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 from litlab.datamodules.base import LitlabDataModule, Parts, check_choice
+from litlab.datamodules.batch_augment import AUGMENT_ON
 from litlab.datamodules.embedded import embedded_fer2013_csv
 from litlab.datamodules.fer2013_csv import (
     FER2013_CLASSES,
@@ -22,7 +23,6 @@ from litlab.errors import BadInputError
 log = logging.getLogger(__name__)
 
 SPLITS: tuple[str, ...] = ("usage", "random")
-AUGMENT_ON: tuple[str, ...] = ("sample", "batch")
 
 
 class FER2013DataModule(LitlabDataModule):

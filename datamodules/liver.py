@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from litlab.datamodules.augment import joint_flip_affine
+from litlab.datamodules.augment import AffineRanges, joint_flip_affine
 from litlab.datamodules.base import LitlabDataModule, Parts, check_at_least, check_choice
+from litlab.datamodules.batch_augment import AUGMENT_ON, BatchPaperAugmentation
 from litlab.datamodules.embedded import embedded_liver_phantoms
 from litlab.datamodules.liver_cache import load_or_decode
 from litlab.datamodules.liver_decode import LiverSlices, keep_empty_slice
@@ -70,6 +71,8 @@ class LiverSliceDataset(Dataset):
         transform: Joint transform of ``(Image, Mask)``, e.g. :func:`liver_train_transform`.
         patients: ``(N,)`` patient id of every slice (``None``: each slice is its own
             patient ``"0"``, ``"1"``, ...).
+        uint8: Serve the image as stored, uint8 ``(1, S, S)`` and untransformed, for
+            augmentation and scaling on the batch's device (``augment_on="batch"``).
 
     Shape:
         item: ``(image float32 (1, S, S) in [0, 1], mask int64 (S, S) in [0, num_classes),
@@ -85,8 +88,12 @@ class LiverSliceDataset(Dataset):
         num_classes: int = 2,
         transform: v2.Transform | None = None,
         patients: np.ndarray | None = None,
+        uint8: bool = False,
     ) -> None:
+        if uint8 and transform is not None:
+            raise ValueError("a uint8 slice dataset is augmented on its batches, not per slice")
         self.images = images
+        self.uint8 = uint8
         self.masks = masks
         self.indices = np.asarray(indices, dtype=np.int64)
         self.transform = transform
@@ -101,13 +108,15 @@ class LiverSliceDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
         j = self.indices[index]
-        image = torch.from_numpy(np.asarray(self.images[j], dtype=np.float32) / 255.0)
         mask = torch.from_numpy(self._labels[np.asarray(self.masks[j])])
+        volume = int(self._volume_ids[j])
+        meta = {"volume": volume, "slice": int(j), "patient": str(self.volume_names[volume])}
+        if self.uint8:
+            return torch.from_numpy(np.array(self.images[j], dtype=np.uint8))[None], mask, meta
+        image = torch.from_numpy(np.asarray(self.images[j], dtype=np.float32) / 255.0)
         image, mask = tv_tensors.Image(image.unsqueeze(0)), tv_tensors.Mask(mask)
         if self.transform is not None:
             image, mask = self.transform(image, mask)
-        volume = int(self._volume_ids[j])
-        meta = {"volume": volume, "slice": int(j), "patient": str(self.volume_names[volume])}
         return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor), meta
 
 
@@ -136,6 +145,11 @@ class LiverDataModule(LitlabDataModule):
         rotation_degrees: Largest rotation either way (the paper gives no value).
         shift_fraction: Largest shift as a fraction of the size, per axis.
         hflip_p: Probability of a horizontal mirror.
+        augment_on: ``"sample"``: per slice in the DataLoader workers (torchvision v2, image
+            bilinear, mask nearest); ``"batch"``: the loaders move uint8 slices and
+            :meth:`on_after_batch_transfer` scales them and draws the same ranges per slice for
+            the whole batch on its device (one ``grid_sample``; the mask on the same grid,
+            nearest). Same ranges either way (:meth:`augment_ranges`).
         empty_slice_fraction: Share of *training* slices without liver kept (a seeded draw per
             slice); slices with liver are always kept, and validation and test keep every slice
             so per-volume scores see whole scans. Real LiTS volumes are mostly slices below and
@@ -181,6 +195,7 @@ class LiverDataModule(LitlabDataModule):
         rotation_degrees: float = 15.0,
         shift_fraction: float = 0.1,
         hflip_p: float = 0.5,
+        augment_on: str = "sample",
         empty_slice_fraction: float = 0.1,
         patient_regex: str = DEFAULT_PATIENT_REGEX,
         synthetic_patients: int = 12,
@@ -198,6 +213,7 @@ class LiverDataModule(LitlabDataModule):
                 "pass them as --data.split_fractions=[0.70,0.16,0.14] (or split_fractions: in YAML)"
             )
         check_choice("layout", layout, LAYOUTS)
+        check_choice("augment_on", augment_on, AUGMENT_ON)
         if num_classes not in (2, 3):
             raise ValueError(
                 f"num_classes must be 2 (background, liver) or 3 (+ tumour), got {num_classes}"
@@ -304,18 +320,30 @@ class LiverDataModule(LitlabDataModule):
             }
         return info
 
-    def datasets(self, slices: LiverSlices, parts: Parts) -> tuple[Dataset, Dataset, Dataset]:
-        """Slice datasets of the three parts; only the training part is augmented."""
+    def augment_ranges(self) -> AffineRanges:
+        """The training augmentation's ranges (rotation, shift, mirror; no shear or zoom), read
+        by the per-slice and the batched path alike."""
         hp = self.hparams
+        return AffineRanges(
+            rotation=hp.rotation_degrees, shear=0.0, shift=hp.shift_fraction, zoom=0.0,
+            hflip_p=hp.hflip_p,
+        )  # fmt: skip
+
+    def datasets(self, slices: LiverSlices, parts: Parts) -> tuple[Dataset, Dataset, Dataset]:
+        """Slice datasets of the three parts; only the training part is augmented (here per
+        slice, or after transfer with ``augment_on="batch"``)."""
+        hp = self.hparams
+        on_batch = self.hparams.get("augment_on", "sample") == "batch"
+        ranges = self.augment_ranges()
         train_tf = (
-            liver_train_transform(hp.rotation_degrees, hp.shift_fraction, hp.hflip_p)
-            if hp.augment
+            liver_train_transform(ranges.rotation, ranges.shift, ranges.hflip_p)
+            if hp.augment and not on_batch
             else None
         )
         tfs = (train_tf, None, None)
         datasets = [
             LiverSliceDataset(
-                slices.images, slices.masks, indices, hp.num_classes, tf, slices.patients
+                slices.images, slices.masks, indices, hp.num_classes, tf, slices.patients, on_batch
             )
             for indices, tf in zip(parts, tfs, strict=True)
         ]
@@ -329,6 +357,22 @@ class LiverDataModule(LitlabDataModule):
             ),
         )
         return datasets[0], datasets[1], datasets[2]
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """``augment_on="batch"``: a uint8 ``(B, 1, S, S)`` batch scaled to ``[0, 1]`` on its
+        device and, in training, rotated, shifted and mirrored per slice with its masks on the
+        same grid (images bilinear, masks nearest); other batches pass unchanged."""
+        if self.hparams.get("augment_on", "sample") != "batch":
+            return batch
+        images, masks, *rest = batch
+        if images.dtype != torch.uint8:
+            return batch
+        images = images.float().div_(255.0)
+        trainer = getattr(self, "trainer", None)
+        if self.hparams.augment and trainer is not None and trainer.training:
+            augment = BatchPaperAugmentation(self.augment_ranges(), image_mode="bilinear")
+            images, masks = augment(images, masks)
+        return type(batch)([images, masks, *rest])
 
     def predict_items(self, path: Path) -> PredictItems:
         """NIfTI volumes (slice by slice) and PNG slices under ``path``, decoded as in training
