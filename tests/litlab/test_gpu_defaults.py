@@ -51,3 +51,14 @@ def test_channels_last_converts_the_model_weights():
     ChannelsLast().setup(None, model, "fit")
     assert model.conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert not model.conv.weight.is_contiguous()
+
+
+def test_with_cuda_the_loaders_pin_memory_and_keep_their_workers(cuda, tmp_path, monkeypatch):
+    monkeypatch.setenv("LITLAB_CACHE", str(tmp_path))
+    dm = FER2013DataModule(synthetic_rows=60, batch_size=8, num_workers=1)
+    dm.setup("fit")
+    for loader in (dm.train_dataloader(), dm.val_dataloader()):  # built, not iterated: no GPU
+        assert loader.pin_memory and loader.persistent_workers
+    off = FER2013DataModule(synthetic_rows=60, batch_size=8, num_workers=1, pin_memory=False)
+    off.setup("fit")
+    assert not off.train_dataloader().pin_memory
