@@ -43,7 +43,7 @@ PAPER_TRAIN_COUNTS = {"angry": 3993, "disgust": 436, "fear": 4103, "happy": 7164
                       "neutral": 4982, "sad": 4983, "surprise": 3205}  # fmt: skip
 PAPER_VAL_COUNTS = {"angry": 960, "disgust": 111, "fear": 1018, "happy": 1825,
                     "neutral": 1216, "sad": 1139, "surprise": 797}  # fmt: skip
-GENERATOR_VERSION = 2  # 2: CLEAR rendering (larger cues, no clutter)
+GENERATOR_VERSION = 3  # 2: CLEAR rendering (larger cues, no clutter); 3: CLEAR's cues 2.2x
 
 
 def proportional_counts(total: int, reference: dict[str, int], minimum: int) -> dict[str, int]:

@@ -66,15 +66,18 @@ class Rendering:
 
 #: The FER2013 and CK+ stand-ins: subtle cues under clutter.
 DEFAULT = Rendering()
-#: The face-expression folders: exaggerated cues, thicker strokes, plain backgrounds.
+#: The face-expression folders: exaggerated cues, thicker strokes, plain backgrounds. At 48 px a
+#: 5-nearest-neighbour vote on raw pixels scores 0.63 and on HOG features 0.91 (chance 0.25):
+#: learnable from a few hundred images, not trivial (at ``cue_gain`` 1.6 with full jitter,
+#: 0.45 and 0.71, and the triplet network at Adam 1e-4 reached 0.47 after 7 epochs).
 CLEAR = Rendering(
-    cue_gain=1.6,
-    jitter_gain=1.0,
+    cue_gain=2.2,
+    jitter_gain=0.8,
     clutter=False,
     stroke=0.1,
-    tilt_deg=6.0,
-    lighting=0.4,
-    noise_sd=(2.0, 8.0),
+    tilt_deg=4.0,
+    lighting=0.3,
+    noise_sd=(2.0, 6.0),
 )
 
 
