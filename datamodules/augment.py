@@ -38,7 +38,11 @@ class AffineRanges:
     hflip_p: float = 0.5
 
 
-def paper_augmentation(ranges: AffineRanges = AffineRanges()) -> v2.Transform:  # noqa: B008
+#: The FER2013 paper's augmentation ranges (the defaults of :class:`AffineRanges`).
+FER2013_RANGES = AffineRanges()
+
+
+def paper_augmentation(ranges: AffineRanges = FER2013_RANGES) -> v2.Transform:
     """The FER2013 paper's Keras-style augmentation (or other ``ranges``) in torchvision v2:
     a random affine, then a random horizontal flip."""
     steps: list[v2.Transform] = [

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from litlab.datamodules.augment import AffineRanges
+from litlab.datamodules.augment import FER2013_RANGES, AffineRanges
 
 #: Where the augmentation runs: per image in the loader workers, or per batch on its device.
 AUGMENT_ON: tuple[str, ...] = ("sample", "batch")
@@ -55,8 +55,8 @@ class BatchPaperAugmentation:
 
     def __init__(
         self,
-        ranges: AffineRanges = AffineRanges(),
-        image_mode: str = "nearest",  # noqa: B008
+        ranges: AffineRanges = FER2013_RANGES,
+        image_mode: str = "nearest",
     ) -> None:
         if image_mode not in ("nearest", "bilinear"):
             raise ValueError(f"image_mode must be 'nearest' or 'bilinear', got {image_mode!r}")
