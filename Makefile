@@ -110,7 +110,7 @@ else
 	$(BIN)/litlab report $(EXP) --runs $(RUNS)
 endif
 
-bench: $(STAMP) ## Benchmarks: CSV parsing, cache reload, litlab vs raw PyTorch throughput
+bench: $(STAMP) ## Benchmarks: command latency, FER2013 parser vs pandas vs byte floor, batched augmentation, epoch time, litlab vs raw PyTorch
 	$(BIN)/python -m benchmarks.run
 
 clean: ## Remove caches, build outputs and runs (keeps .venv)
