@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import time
 import warnings
 from collections.abc import Callable
@@ -156,6 +157,35 @@ class LivenessRDBStorage(RDBStorage):
         return sorted(stale | set(dead_owner_trial_ids(self, study_id)))
 
 
+def _open_database(
+    url: str, heartbeat: int, stale_callback: StaleCallback | None, attempts: int = 5
+) -> LivenessRDBStorage:
+    """Open (and on first use create) the study tables of the database at ``url``.
+
+    Workers started together on a new database race to create its tables: PostgreSQL refuses
+    the loser's (a duplicate type, table or version row) and that worker died at start. The
+    tables are there once the winner is done, so the loser opens it again, a few times at most.
+    """
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    attempt = 1
+    while True:
+        try:
+            return LivenessRDBStorage(
+                url,
+                heartbeat_interval=heartbeat,
+                grace_period=2 * heartbeat,
+                heartbeat_stale_trial_callback=stale_callback,
+                engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None,
+            )
+        except (IntegrityError, ProgrammingError) as err:
+            if attempt == attempts:
+                raise
+            log.info("another process is creating the study tables (%s); opening again", err.orig)
+            time.sleep(0.2 * attempt + random.random() * 0.3)
+            attempt += 1
+
+
 def make_storage(
     storage: str, heartbeat: int = 60, stale_callback: StaleCallback | None = None
 ) -> optuna.storages.BaseStorage:
@@ -172,13 +202,7 @@ def make_storage(
     if heartbeat < 1:
         raise ValueError(f"--heartbeat must be a whole number of seconds >= 1, got {heartbeat}")
     if is_url(storage):
-        return LivenessRDBStorage(
-            storage,
-            heartbeat_interval=heartbeat,
-            grace_period=2 * heartbeat,
-            heartbeat_stale_trial_callback=stale_callback,
-            engine_kwargs={"pool_pre_ping": True} if not storage.startswith("sqlite") else None,
-        )
+        return _open_database(storage, heartbeat, stale_callback)
     path = Path(storage)
     path.parent.mkdir(parents=True, exist_ok=True)
     check_journal(path)

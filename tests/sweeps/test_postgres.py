@@ -6,6 +6,8 @@ import csv
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -46,6 +48,28 @@ def _no_secret_below(folder: Path) -> None:
     for path in folder.rglob("*"):
         if path.is_file():
             assert PASSWORD.encode() not in path.read_bytes(), f"password written to {path}"
+
+
+# A worker opening the study: the first to use a database creates its tables.
+OPEN_STUDY = """
+import sys, optuna
+from litlab.sweeps.storage import make_storage
+optuna.create_study(
+    study_name="s", storage=make_storage(sys.argv[1], 1), load_if_exists=True, direction="maximize"
+)
+"""
+
+
+def test_workers_opening_a_new_database_at_once_all_open_it(postgres):
+    # They raced to create the tables: PostgreSQL refused the loser's (duplicate key in
+    # pg_type_typname_nsp_index), and that worker died at start.
+    url = _database(postgres, "opened_at_once")
+    workers = [
+        subprocess.Popen([sys.executable, "-c", OPEN_STUDY, url], stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    errors = [worker.communicate(timeout=120)[1] for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0, 0], errors
 
 
 def test_two_machines_share_a_study_and_a_dead_machines_trial_is_retried(rig, postgres):
