@@ -14,9 +14,9 @@ Orchestrators (sweep workers, cv, workflows) call :func:`launch_run` for every u
 - the child starts its own W&B service: a service token in this process's environment
   (``WANDB_SERVICE``, set once this process or one above it started a W&B run) is not passed on.
   A child attached to another process's service hands its run's records to that service, which
-  buffers them until it is torn down: the child's run file held no run record after the child
-  had ended. A child that owns its service finishes its run and waits for the service to write
-  it before it exits;
+  buffers them until it is torn down, so the child's run file can hold no run record after the
+  child has ended. A child that owns its service finishes its run and waits for the service to
+  write it before it exits;
 - the outcome says "exit code N" or "killed by SIGKILL", and :func:`read_result` returns the
   ``result.json`` that ``litlab fit`` writes when it ends.
 """
