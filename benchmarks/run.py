@@ -36,6 +36,7 @@ from benchmarks.speed import (
     byte_scan_floor,
     command_latency,
     fer2013_epoch_seconds,
+    report_runs,
 )
 
 FULL_ROWS = 35_887
@@ -247,13 +248,14 @@ def main() -> None:
     print("== augmentation images/s per core: per-sample vs batched", flush=True)
     results["augmentation"] = augmentation_rate(batches=5 if args.quick else 20)
     print(json.dumps(results["augmentation"], indent=2), flush=True)
-    print("== FER2013 preset (resnet18 backbone), one CPU epoch: augment_on=sample vs batch")
+    print("== FER2013 preset (resnet18, standard stem), one CPU epoch: augment_on=sample vs batch")
     results["fer2013_epoch"] = fer2013_epoch_seconds(
-        300 if args.quick else 1500, ["--model.backbone=resnet18"]
+        300 if args.quick else 1500, ["--model.backbone=resnet18", "--model.stem=standard"]
     )
     print(json.dumps(results["fer2013_epoch"], indent=2), flush=True)
-    print("== command latency (s, fresh process; report reads the epoch runs above)", flush=True)
-    report = ["fer2013", "--runs", "runs/bench", "--out", "runs/bench/report", "--no-data-check"]
+    print("== command latency (s, fresh process)", flush=True)
+    runs = report_runs(Path("runs/bench/report-runs"))
+    report = ["fer2013", "--runs", str(runs), "--out", str(runs / "report"), "--no-data-check"]
     results["latency"] = command_latency(report, repeat=1 if args.quick else 5)
     print(json.dumps(results["latency"], indent=2), flush=True)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
