@@ -24,7 +24,7 @@ from litlab.datamodules.synthetic import liver as synthetic_liver
 log = logging.getLogger(__name__)
 
 #: Images per class in each split of the embedded autism faces.
-AUTISM_COUNTS = {"train": 120, "valid": 20, "test": 40}
+AUTISM_COUNTS = {"train": 300, "valid": 20, "test": 40}
 
 
 def materialise(name: str, what: str, write: Callable[[Path], object], folder: bool) -> Path:
