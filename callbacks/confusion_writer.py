@@ -7,12 +7,10 @@ import logging
 from pathlib import Path
 
 import lightning.pytorch as pl
+from litlab.callbacks.run_files import CONFUSION_FILE
 from litlab.datamodules.cache import write_atomically
 
 log = logging.getLogger(__name__)
-
-CONFUSION_FILE = "test_confusion.json"
-"""File name, in the run folder, that :class:`TestConfusionWriter` writes and reports read."""
 
 
 class TestConfusionWriter(pl.Callback):

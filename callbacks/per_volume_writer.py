@@ -23,12 +23,10 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from litlab.callbacks.run_files import PER_VOLUME_FILE
 from litlab.metrics.functional.volume_scores import FN, FP, TP, structure_names
 
 log = logging.getLogger(__name__)
-
-PER_VOLUME_FILE = "per_volume.csv"
-"""File name, in the run folder, that :class:`PerVolumeWriter` writes and reports read."""
 
 
 def per_volume_rows(

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from litlab.callbacks.confusion_writer import CONFUSION_FILE
+from litlab.callbacks.run_files import CONFUSION_FILE
 from litlab.report.document import Report, Row
 from litlab.report.intervals import METRICS, bootstrap_metrics, metric_intervals
 

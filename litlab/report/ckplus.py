@@ -35,7 +35,7 @@ def _random_run(runs_root: Path, preset: str) -> RunFolder | None:
 
 def _random_rows(report: Report, setting: str, preset: str, run: RunFolder, check: bool) -> None:
     paper = CKPLUS.results[preset]
-    facts = run_data_facts(run.config) if check else {}
+    facts = run_data_facts(run.config, run_dir=run.path) if check else {}
     n = test_size(facts)
     label = f"{setting}, random 80/20 split (paper's protocol)"
     for key, metric in METRICS:
@@ -53,7 +53,7 @@ def _fold_rows(
 ) -> None:
     paper = CKPLUS.results[preset]
     label = f"{setting}, subject {len(folds)}-fold (no subject in two parts)"
-    facts = [run_data_facts(f.config) if check else {} for f in folds]
+    facts = [run_data_facts(f.config, run_dir=f.path) if check else {} for f in folds]
     sizes = [test_size(f) for f in facts]
     for key, metric in METRICS:
         values = [f.test.get(f"test/{key}") for f in folds]

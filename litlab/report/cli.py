@@ -12,8 +12,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from litlab.datamodules.face_masks import save_rgb_png
-from litlab.plots.autism_examples import example_grid
 from litlab.report import ckplus, faceexpr, fer2013, liver
 from litlab.report.autism import autism_document, find_runs, report_text, score_arms
 from litlab.report.document import Report, write_report
@@ -67,6 +65,10 @@ def _autism(args: argparse.Namespace, out: Path) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.txt").write_text(text + "\n")
     if "segmented" in runs:
+        # The example grid decodes images (OpenCV): loaded only for the autism report.
+        from litlab.datamodules.face_masks import save_rgb_png
+        from litlab.plots.autism_examples import example_grid
+
         grid = example_grid(runs["segmented"].get("data") or {}, args.examples)
         if grid is not None:
             path = save_rgb_png(out / "examples-raw-mask-segmented.png", grid)

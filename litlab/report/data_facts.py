@@ -16,11 +16,17 @@ The counts are on the images the model sees (after the DataModule's preprocessin
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from litlab.datamodules.cache import write_atomically
+from litlab.errors import BadInputError
 
 if TYPE_CHECKING:
     from torch.utils.data import Dataset
@@ -31,6 +37,8 @@ log = logging.getLogger(__name__)
 
 #: Hamming distance (bits of 64) at or under which a test image is a near-duplicate.
 NEAR_BITS = 4
+#: Where a run's counted facts are kept, in its run folder.
+FACTS_FILE = "data_facts.json"
 _CHUNK = 256  # test hashes compared with every training hash at once
 
 
@@ -143,11 +151,49 @@ def data_facts(datamodule: Any, pixels: bool = True) -> dict[str, Any]:
     return facts
 
 
-def run_data_facts(config: dict[str, Any], pixels: bool = True) -> dict[str, Any]:
+def _facts_key(config: dict[str, Any], pixels: bool) -> str:
+    text = json.dumps([config.get("data"), pixels, NEAR_BITS], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def run_data_facts(
+    config: dict[str, Any], pixels: bool = True, run_dir: Path | None = None
+) -> dict[str, Any]:
     """:func:`data_facts` of the DataModule a run's config describes; ``{"error": message}``
-    when it cannot be built here (data missing, unknown class)."""
+    when it cannot be built here (data missing, unknown class).
+
+    With ``run_dir``, the facts are kept in ``<run_dir>/data_facts.json`` (keyed by the run's data
+    config and what is counted) and read back by later reports, which then need neither the data
+    nor torch: the facts describe the data the run was split from, counted once.
+    """
+    key = _facts_key(config, pixels)
+    kept = None if run_dir is None else Path(run_dir) / FACTS_FILE
+    if kept is not None and kept.is_file():
+        try:
+            saved = json.loads(kept.read_text())
+            if saved.get("key") == key:
+                return saved["facts"]
+        except (OSError, ValueError, KeyError, AttributeError) as err:
+            log.warning("recounting the data facts: %s is unreadable (%s)", kept, err)
     try:
-        return data_facts(build_datamodule(config), pixels)
+        facts = data_facts(build_datamodule(config), pixels)
     except (FileNotFoundError, ValueError, ImportError, KeyError, TypeError) as err:
         log.warning("cannot rebuild the run's data to count leakage: %s", err)
         return {"error": str(err)}
+    facts = json.loads(json.dumps(facts, default=_plain))  # what a later report reads back
+    if kept is not None:
+        text = json.dumps({"key": key, "facts": facts}, indent=1)
+        try:
+            write_atomically(kept, lambda tmp: tmp.write_text(text))
+        except (OSError, BadInputError) as err:  # a read-only run folder: count again next time
+            log.warning("data facts not kept: %s", err)
+    return facts
+
+
+def _plain(value: Any) -> Any:
+    """JSON form of the NumPy scalars and arrays in the facts."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot keep {type(value).__name__} in {FACTS_FILE}")

@@ -11,8 +11,6 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from litlab.plots.report_figure import comparison_figure
-from litlab.plots.run_images import figure_to_array
 from litlab.report.papers import Paper
 
 Interval = tuple[float, float]
@@ -113,12 +111,23 @@ def to_markdown(report: Report) -> str:
 
 
 def write_report(report: Report, out: Path) -> tuple[Path, Path]:
-    """Write ``out/report.md`` and ``out/report.png``; returns both paths."""
+    """Write ``out/report.md`` and ``out/report.png``; returns both paths.
+
+    A report whose text is what ``out/report.md`` already holds keeps its figure (drawn from the
+    same rows), so asking again for an unchanged report does not load matplotlib.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    markdown, png = out / "report.md", out / "report.png"
+    text = to_markdown(report) + "\n"
+    if png.is_file() and markdown.is_file() and markdown.read_text() == text:
+        return markdown, png
     import matplotlib.pyplot as plt
 
-    out.mkdir(parents=True, exist_ok=True)
-    markdown = out / "report.md"
-    markdown.write_text(to_markdown(report) + "\n")
+    from litlab.plots.report_figure import comparison_figure
+    from litlab.plots.run_images import figure_to_array
+
+    png.unlink(missing_ok=True)  # a figure never outlives the text it was drawn for
+    markdown.write_text(text)
     rows = [r for r in report.rows if r.percent]
     figure = comparison_figure(
         [f"{r.setting}\n{r.metric}" for r in rows],
@@ -129,7 +138,6 @@ def write_report(report: Report, out: Path) -> tuple[Path, Path]:
         [r.points for r in rows],
         report.title,
     )
-    png = out / "report.png"
     plt.imsave(png, figure_to_array(figure))
     plt.close(figure)
     return markdown, png

@@ -41,7 +41,7 @@ def build(runs_root: Path, check_data: bool = True) -> Report:
             missing(report, runs_root, preset)
             report.rows.append(proportion_row(setting, "accuracy", paper, "knn_acc", None, None))
             continue
-        facts = run_data_facts(run.config) if check_data else {}
+        facts = run_data_facts(run.config, run_dir=run.path) if check_data else {}
         n = test_size(facts)
         report.rows.append(
             proportion_row(

@@ -43,7 +43,7 @@ def build(runs_root: Path, check_data: bool = True) -> Report:
             continue
         split = run.data_args.get("split", "usage")
         report.protocol.append(f"ours, {preset}: {SPLITS.get(split, split)}")
-        facts = run_data_facts(run.config) if check_data else {}
+        facts = run_data_facts(run.config, run_dir=run.path) if check_data else {}
         sizes = facts.get("sizes") or {}
         if paper is not None:
             train_acc = run.train.get("train/acc")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from litlab.callbacks.per_volume_writer import PER_VOLUME_FILE
+from litlab.callbacks.run_files import PER_VOLUME_FILE
 from litlab.report.data_facts import run_data_facts
 from litlab.report.document import Report, Row
 from litlab.report.intervals import bootstrap_mean_interval, bootstrap_pooled_dice_interval
@@ -133,7 +133,7 @@ def build(runs_root: Path, check_data: bool = True) -> Report:
             holds = "holds" if miou <= pa + 1e-6 else "FAILS"
             report.notes.append(f"{preset}: mIoU {miou:.3f} <= PA {pa:.3f} {holds}")
         if check_data:
-            facts = run_data_facts(run.config, pixels=False)
+            facts = run_data_facts(run.config, pixels=False, run_dir=run.path)
             report.leakage += leakage_lines(preset, facts, groups="patients", what="slices")
         run_notes(report, run)
     report.notes.insert(0, LIVER_ERRATUM)

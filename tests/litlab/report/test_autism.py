@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from litlab.callbacks.confusion_writer import CONFUSION_FILE
+from litlab.callbacks.run_files import CONFUSION_FILE
 
 from litlab import report
 

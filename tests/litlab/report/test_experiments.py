@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -201,3 +203,38 @@ def test_report_without_runs_names_the_command(tmp_path: Path, capsys) -> None:
         assert code == 2 and command in err
     with pytest.raises(SystemExit):
         report.main(["unknown-experiment"])
+
+
+def test_a_second_report_reuses_the_counted_facts_and_its_figure(tmp_path: Path, capsys) -> None:
+    """The run folder keeps its data facts, so asking again needs neither the data nor torch, and
+    an unchanged report keeps its figure without loading matplotlib."""
+    root = write_face_folders(tmp_path / "faces", n_train=70, n_val=21)
+    data = {
+        "class_path": "litlab.datamodules.face_expression.FaceExpressionDataModule",
+        "init_args": {"root": str(root), "double_train": False},
+    }
+    runs = tmp_path / "runs"
+    run = _run(runs / "faceexpr-facenet" / "20240101-000000", data, {"test/knn_acc": 0.5})
+    assert _report(capsys, "faceexpr", "--runs", str(runs))[0] == 0
+    first = (runs / "faceexpr-report" / "report.md").read_text()
+    kept = json.loads((run / "data_facts.json").read_text())
+    assert kept["facts"]["sizes"] and len(kept["key"]) == 16
+    shutil.rmtree(root)  # the data is gone: only the kept facts can give the same report
+    probe = (
+        "import sys\nfrom litlab.cli import main\n"
+        f"assert main(['report', 'faceexpr', '--runs', {str(runs)!r}]) == 0\n"
+        "print([m for m in ('torch', 'lightning', 'matplotlib', 'cv2') if m in sys.modules])"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout + proc.stderr
+    assert (runs / "faceexpr-report" / "report.md").read_text() == first
+    # Facts kept under another key (another data config) are not used: they are counted again,
+    # which here fails because the data is gone, and the report says so.
+    (run / "data_facts.json").write_text(json.dumps({"key": "0" * 16, "facts": {}}))
+    assert _report(capsys, "faceexpr", "--runs", str(runs))[0] == 0
+    assert (
+        "not counted, the run's data could not be rebuilt here"
+        in (runs / "faceexpr-report" / "report.md").read_text()
+    )
