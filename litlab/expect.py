@@ -3,7 +3,7 @@
 Each ``make train-*`` target and ``make sweep-liver`` ends with ``python -m litlab.expect
 <target>``, which reads the newest finished run of the target's preset (its ``result.json``, as
 :func:`litlab.report.run_folders.latest_run` reads it) or, for the sweep, the study's
-``best-test/result.json`` and ``trials.csv``, and prints one block::
+``best-test`` run (its test metrics) and ``trials.csv``, and prints one block::
 
     train-fer2013: test/acc = 0.612   (chance 0.263: always the majority class; paper 0.607)
 
@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from litlab.report.run_folders import latest_run
+from litlab.report.run_folders import latest_run, read_run
 
 #: Below this validation liver Dice a sweep trial sits on the all-background plateau.
 PLATEAU_DICE = 0.05
@@ -108,10 +107,8 @@ def fit_lines(target: str, runs_root: Path) -> list[str]:
 def sweep_lines(study_dir: Path) -> list[str]:
     """The best trial's test metric and how many trials ended on the all-background plateau."""
     exp = EXPECTATIONS["sweep-liver"]
-    result_path = study_dir / "best-test" / "result.json"
-    test = {}
-    if result_path.is_file():
-        test = json.loads(result_path.read_text()).get("test") or {}
+    # The best trial's test run (``litlab test``): its metrics.csv, or a result.json where one is.
+    test = read_run(study_dir / "best-test").test
     lines = [_line("sweep-liver", "best trial ", test.get(exp.metric), exp, exp.paper[0])]
     trials_csv = study_dir / "trials.csv"
     if trials_csv.is_file():

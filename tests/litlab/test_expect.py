@@ -37,8 +37,10 @@ def test_autism_prints_both_arms_and_says_which_is_missing(tmp_path, capsys) -> 
 
 def test_sweep_counts_plateau_trials(tmp_path, capsys) -> None:
     study = tmp_path / "liver-tpe"
-    (study / "best-test").mkdir(parents=True)
-    (study / "best-test" / "result.json").write_text(json.dumps({"test": {"test/dice_liver": 0.9}}))
+    (study / "best-test" / "csv").mkdir(parents=True)  # a `litlab test` run: no result.json
+    (study / "best-test" / "csv" / "metrics.csv").write_text(
+        "epoch,step,test/dice_liver,test/miou\n0,0,0.9,0.91\n"
+    )
     (study / "trials.csv").write_text(
         "number,state,value\n0,COMPLETE,0.91\n1,COMPLETE,0.0\n2,FAIL,\n3,COMPLETE,0.02\n"
     )
