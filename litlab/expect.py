@@ -26,6 +26,8 @@ from litlab.report.run_folders import latest_run, read_run
 
 #: Below this validation liver Dice a sweep trial sits on the all-background plateau.
 PLATEAU_DICE = 0.05
+#: Trial states whose value is a liver Dice the trial reached (a pruned trial's is its last).
+SCORED = ("COMPLETE", "PRUNED")
 
 
 @dataclass(frozen=True)
@@ -113,11 +115,11 @@ def sweep_lines(study_dir: Path) -> list[str]:
     trials_csv = study_dir / "trials.csv"
     if trials_csv.is_file():
         with trials_csv.open(newline="") as f:
-            values = [row["value"] for row in csv.DictReader(f) if row["state"] == "COMPLETE"]
-        stuck = sum(float(v) < PLATEAU_DICE for v in values if v)
+            values = [r["value"] for r in csv.DictReader(f) if r["state"] in SCORED and r["value"]]
+        stuck = sum(float(v) < PLATEAU_DICE for v in values)
         lines.append(
-            f"  {stuck} of {len(values)} complete trials ended on the all-background plateau "
-            f"(val liver Dice < {PLATEAU_DICE}); study folder: {study_dir}"
+            f"  {stuck} of {len(values)} trials (complete or pruned) ended on the all-background "
+            f"plateau (val liver Dice < {PLATEAU_DICE}); study folder: {study_dir}"
         )
     return lines
 

@@ -42,12 +42,12 @@ def test_sweep_counts_plateau_trials(tmp_path, capsys) -> None:
         "epoch,step,test/dice_liver,test/miou\n0,0,0.9,0.91\n"
     )
     (study / "trials.csv").write_text(
-        "number,state,value\n0,COMPLETE,0.91\n1,COMPLETE,0.0\n2,FAIL,\n3,COMPLETE,0.02\n"
+        "number,state,value\n0,COMPLETE,0.91\n1,COMPLETE,0.0\n2,FAIL,\n3,PRUNED,0.02\n"
     )
     main(["sweep-liver", "--study", str(study)])
     out = capsys.readouterr().out
     assert "best trial test/dice_liver = 0.900" in out
-    assert "2 of 3 complete trials ended on the all-background plateau" in out
+    assert "2 of 3 trials (complete or pruned) ended on the all-background plateau" in out
 
 
 def test_sweep_without_study_folder_is_refused(capsys) -> None:
