@@ -58,6 +58,7 @@ $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/python -m litlab.help_cache || echo "help texts not cached: the first --help of a command builds its own"
 	touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install litlab with dev extras (other targets do this first)

@@ -2,10 +2,12 @@
 
 ``litlab fit --help`` lists every option of every class a preset can name; building that parser
 imports torch, Lightning and the models (seconds). The text only changes when litlab's sources
-or presets, the installed libraries, the terminal width or the program's name change, so the
-first call builds it as usual and stores it under ``<cache>/help/``, keyed by all of those; later
-calls print the stored text without importing anything heavy. A stale entry is never shown: any change of a
-source file (by content), a preset or an installed library's version gives a new key.
+or presets, the installed libraries or the program's name change, so it is built once, at
+:data:`HELP_COLUMNS` columns whatever the terminal, and stored under ``<cache>/help/`` keyed by
+all of those; later calls print the stored text without importing anything heavy. A stale entry
+is never shown: any change of a source file (by content), a preset or an installed library's
+version gives a new key. ``make install`` builds every command's text
+(``python -m litlab.help_cache``), so even the first ``--help`` after it answers at once.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import importlib.util
 import io
 import logging
 import os
-import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 HELP_FLAGS = ("-h", "--help")
+#: Width the texts are laid out at (one text serves every terminal, so it can be built ahead).
+HELP_COLUMNS = 100
 #: Every package litlab installs (pyproject's ``packages``): their sources and presets key the text.
 _PACKAGES = (
     "litlab",
@@ -65,9 +68,9 @@ def _installed_distributions() -> list[str]:
 
 
 def help_key(command: str) -> str:
-    """The key of ``litlab <command> --help``: sources, presets, libraries, width, program name."""
+    """The key of ``litlab <command> --help``: sources, presets, libraries, program name."""
     digest = hashlib.sha256()
-    columns = f"columns={shutil.get_terminal_size().columns}"
+    columns = f"columns={HELP_COLUMNS}"
     prog = f"prog={os.path.basename(sys.argv[0])}"  # argparse's usage line names the program
     for part in (command, columns, prog, *_installed_distributions()):
         digest.update(part.encode() + b"\0")
@@ -95,12 +98,19 @@ def help_path(command: str) -> Path:
 def build_help(run: Callable[[], object]) -> str | None:
     """Run a command that prints its help and exits; its text, or ``None`` if it failed."""
     out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        try:
+    columns = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = str(HELP_COLUMNS)  # argparse lays help out at the terminal's width
+    try:
+        with contextlib.redirect_stdout(out):
             run()
-        except SystemExit as done:
-            if done.code not in (0, None):
-                return None
+    except SystemExit as done:
+        if done.code not in (0, None):
+            return None
+    finally:
+        if columns is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = columns
     return out.getvalue() or None
 
 
@@ -130,3 +140,22 @@ def cached_help(command: str, run: Callable[[], object]) -> str | None:
     except OSError as err:  # an unwritable cache costs time, never the help itself
         log.debug("help text not cached at %s: %s", path, err)
     return text
+
+
+def build_all(commands: list[str]) -> list[Path]:
+    """Build and store the help text of each of ``commands`` (as ``litlab <command> --help``)."""
+    from litlab.cli import _dispatch  # the entry point imports this module: import it late
+
+    built = []
+    for command in commands:
+        if cached_help(command, lambda c=command: _dispatch(c, [c, "--help"])) is not None:
+            built.append(help_path(command))
+    return built
+
+
+if __name__ == "__main__":  # ``make install``: every command's help, ready before its first use
+    from litlab.cli import EXTRA_COMMANDS, TRAINER_COMMANDS
+
+    sys.argv[0] = "litlab"  # the program name the console script runs under (part of the key)
+    paths = build_all([*TRAINER_COMMANDS, *EXTRA_COMMANDS])
+    print(f"help texts of {len(paths)} commands cached under {cache_dir()}")

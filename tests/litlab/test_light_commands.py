@@ -139,6 +139,31 @@ def test_cached_help_equals_a_fresh_build_and_replaces_stale_entries(tmp_path):
     assert direct.stdout == fresh.stdout  # what the command itself prints
 
 
+def test_install_builds_the_help_that_any_terminal_then_reads(tmp_path):
+    """``python -m litlab.help_cache`` (run by ``make install``) stores the texts ahead; a later
+    ``--help`` in a terminal of another width reads the stored text, laid out at HELP_COLUMNS."""
+    cache = tmp_path / "cache"
+    code = (
+        "import sys; from litlab import help_cache; sys.argv[0] = 'litlab'\n"
+        "print(help_cache.build_all(['cv', 'report']))"
+    )
+    env = {**os.environ, "LITLAB_CACHE": str(cache), "COLUMNS": "60"}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
+    built = {p.name.split("-")[0]: p.read_text() for p in (cache / "help").glob("*.txt")}
+    assert set(built) == {"cv", "report"}
+    widest = max(len(line) for line in built["cv"].splitlines())
+    assert 60 < widest <= help_cache.HELP_COLUMNS  # its own width, not the builder's terminal
+    reader = (
+        f"import os; os.environ.update({{'LITLAB_CACHE': {str(cache)!r}, 'COLUMNS': '200'}})\n"
+        "sys.argv[0] = 'litlab'\n"
+        "from litlab.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    assert main(['cv', '--help']) == 0\n"
+        f"assert out.getvalue() == {built['cv']!r}, out.getvalue()"
+    )
+    assert _loaded_after(reader) == {"torch": False, "lightning": False}
+
+
 @pytest.mark.slow
 def test_cached_fit_help_equals_lightnings_own(tmp_path):
     """The LightningCLI parser's help, built once (seconds), then read in a light process."""
