@@ -192,11 +192,11 @@ def _block_values(
         return None
     value = np.take(digit, run_end).astype(np.uint16)
     before = run_end - 1  # never -1: the block's first byte is a newline, not a run end
-    tens = np.take(digit, before)
+    tens = np.take(digit, before).astype(np.uint16)  # uint16 before any product: 300 > 255
     two = tens <= 9  # the run has a second digit
     value += (tens * two) * np.uint16(10)
     before -= 1  # -1 only for a run at byte 1 (one digit), which ``two`` masks below
-    hundreds = np.take(digit, before)
+    hundreds = np.take(digit, before).astype(np.uint16)
     three = (hundreds <= 9) & two  # the run has a third digit
     value += (hundreds * three) * np.uint16(100)
     # Runs hold at most three digits iff counting up to three per run accounts for every digit.

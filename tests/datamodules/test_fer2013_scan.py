@@ -98,6 +98,9 @@ TRICKY = {
     "unknown usage": [GOOD[0], GOOD[1].rsplit(",", 1)[0] + ",Validation", GOOD[2]],
     "extra field": [GOOD[0], GOOD[1] + ",x", GOOD[2]],
     "pixel 256": [GOOD[0], "1," + " ".join(["256"] + ["5"] * 2303) + ",Training", GOOD[2]],
+    # 300 and 999 wrap to 44 and 231 in uint8 arithmetic: the scan must see them whole.
+    "pixel 300": [GOOD[0], "1," + " ".join(["300"] + ["5"] * 2303) + ",Training", GOOD[2]],
+    "pixel 999": [GOOD[0], "1," + " ".join(["5"] * 2303 + ["999"]) + ",Training", GOOD[2]],
     "four digits": [GOOD[0], "1," + " ".join(["0255"] + ["5"] * 2303) + ",Training", GOOD[2]],
     "2303 values": [GOOD[0], "1," + " ".join(["5"] * 2303) + ",Training", GOOD[2]],
     "letter in pixels": [GOOD[0], "1," + " ".join(["5"] * 2303 + ["x"]) + ",Training", GOOD[2]],
