@@ -235,8 +235,11 @@ class LitlabDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         # A last training batch of one image fails in any layer that normalises over the batch
         # alone (DeepLabV3+'s image-pooling branch); that image is drawn again in the next
-        # epoch's shuffle, so such a batch is dropped rather than crashing the fit.
-        lone_last = self.train_set is not None and len(self.train_set) % self.batch_size == 1
+        # epoch's shuffle, so such a batch is dropped rather than crashing the fit. Under DDP
+        # each process draws ceil(N / world_size) images (the sampler pads), so that count decides.
+        world = self.trainer.world_size if self.trainer is not None else 1
+        per_process = -(-len(self.train_set) // world) if self.train_set is not None else 0
+        lone_last = per_process % self.batch_size == 1
         return self._loader(self.train_set, shuffle=True, drop_last=lone_last)
 
     def val_dataloader(self) -> DataLoader:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -73,6 +74,9 @@ def test_a_lone_last_training_image_is_dropped_and_other_splits_keep_every_image
     dm = _Counting(batch_size=4, num_workers=0)  # 6 = 4 + 2: nothing dropped
     dm.setup("fit")
     assert sorted(len(y) for _, y in dm.train_dataloader()) == [2, 4]
+    dm.trainer = SimpleNamespace(world_size=2)  # DDP: 3 images per process = 2 + a lone 1
+    dm.hparams.batch_size = 2
+    assert dm.train_dataloader().drop_last
 
 
 def test_subclass_hyperparameters_hold_their_own_and_the_loader_settings() -> None:
