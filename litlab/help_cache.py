@@ -67,12 +67,20 @@ def _installed_distributions() -> list[str]:
     return names
 
 
+def _gpu_probe() -> str:
+    """Whether this machine shows an NVIDIA GPU, without importing torch: some defaults in the help
+    (``--trainer.precision``, ``--channels_last``) follow CUDA, so a GPU node and a CPU login
+    node sharing one cache keep separate texts."""
+    driver = Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidia0").exists()
+    return f"gpu={driver};visible={os.environ.get('CUDA_VISIBLE_DEVICES')}"
+
+
 def help_key(command: str) -> str:
     """The key of ``litlab <command> --help``: sources, presets, libraries, program name."""
     digest = hashlib.sha256()
     columns = f"columns={HELP_COLUMNS}"
     prog = f"prog={os.path.basename(sys.argv[0])}"  # argparse's usage line names the program
-    for part in (command, columns, prog, *_installed_distributions()):
+    for part in (command, columns, prog, _gpu_probe(), *_installed_distributions()):
         digest.update(part.encode() + b"\0")
     for path in _source_files():
         digest.update(path.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")

@@ -108,6 +108,14 @@ def test_a_changed_source_file_gives_a_new_help_key(tmp_path, monkeypatch):
     assert help_cache.help_key("test") != help_cache.help_key("fit")
 
 
+def test_a_machine_with_another_gpu_view_gets_its_own_help_key(monkeypatch):
+    """Defaults in the trainer commands' help follow CUDA (precision, channels-last)."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    with_gpu0 = help_cache.help_key("fit")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert help_cache.help_key("fit") != with_gpu0
+
+
 def test_help_cache_dir_is_the_cache_root(tmp_path, monkeypatch):
     for env in ({"LITLAB_CACHE": str(tmp_path / "a")}, {"XDG_CACHE_HOME": str(tmp_path / "b")}):
         monkeypatch.delenv("LITLAB_CACHE", raising=False)
