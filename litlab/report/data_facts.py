@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 NEAR_BITS = 4
 #: Where a run's counted facts are kept, in its run folder.
 FACTS_FILE = "data_facts.json"
+#: Raise when what :func:`data_facts` counts changes: kept facts of another version are recounted.
+FACTS_VERSION = 1
 _CHUNK = 256  # test hashes compared with every training hash at once
 
 
@@ -152,7 +154,9 @@ def data_facts(datamodule: Any, pixels: bool = True) -> dict[str, Any]:
 
 
 def _facts_key(config: dict[str, Any], pixels: bool) -> str:
-    text = json.dumps([config.get("data"), pixels, NEAR_BITS], sort_keys=True, default=str)
+    text = json.dumps(
+        [FACTS_VERSION, config.get("data"), pixels, NEAR_BITS], sort_keys=True, default=str
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from litlab.datamodules.cache import write_atomically
 from litlab.report.papers import Paper
 
 Interval = tuple[float, float]
@@ -127,7 +128,7 @@ def write_report(report: Report, out: Path) -> tuple[Path, Path]:
     from litlab.plots.run_images import figure_to_array
 
     png.unlink(missing_ok=True)  # a figure never outlives the text it was drawn for
-    markdown.write_text(text)
+    write_atomically(markdown, lambda tmp: tmp.write_text(text))
     rows = [r for r in report.rows if r.percent]
     figure = comparison_figure(
         [f"{r.setting}\n{r.metric}" for r in rows],
@@ -138,6 +139,9 @@ def write_report(report: Report, out: Path) -> tuple[Path, Path]:
         [r.points for r in rows],
         report.title,
     )
-    plt.imsave(png, figure_to_array(figure))
+    pixels = figure_to_array(figure)
+    write_atomically(
+        png, lambda tmp: plt.imsave(tmp, pixels, format="png")
+    )  # reused while unchanged
     plt.close(figure)
     return markdown, png
