@@ -39,6 +39,7 @@ from litlab.contract import (
 from litlab.csv_logger import RunCSVLogger
 from litlab.errors import BadInputError
 from litlab.failures import RUN_DIR_ATTR
+from litlab.metric_table import print_metric_table
 from litlab.predict import add_predict_arguments, before_predict, prediction_writer, summary_lines
 from litlab.resume import Resume, wandb_run_id, with_run_config
 from litlab.trainer import Trainer
@@ -343,12 +344,7 @@ def write_result(
 
 def print_summary(metrics: dict[str, float], run_dir: Path, best: str | None) -> None:
     """The test metrics as a table, and where the run's files are."""
-    if metrics:
-        width = max(len(k) for k in metrics)
-        print("\n" + "test metric".ljust(width) + "   value")
-        print("-" * (width + 11))
-        for name, value in sorted(metrics.items()):
-            print(f"{name.ljust(width)}   {value:.4f}")
+    print_metric_table(metrics)
     print(f"\nrun folder:      {run_dir}")
     if best:
         print(f"best checkpoint: {best}")

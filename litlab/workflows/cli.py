@@ -12,6 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
+from litlab.metric_table import print_metric_table
 from litlab.workflows import remove_background
 from litlab.workflows.segment_then_classify import (
     CLASSIFIER_PRESET,
@@ -53,13 +54,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _print_result(ends: list[StepEnd]) -> None:
     classifier = ends[-1]
-    test = (classifier.result or {}).get("test") or {}
-    if test:
-        width = max(len(k) for k in test)
-        print("\n" + "test metric".ljust(width) + "   value")
-        print("-" * (width + 11))
-        for name, value in sorted(test.items()):
-            print(f"{name.ljust(width)}   {value:.4f}")
+    print_metric_table((classifier.result or {}).get("test") or {})
     print()
     for end in ends:
         how = "reused" if end.reused else "ran"
