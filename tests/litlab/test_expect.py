@@ -62,3 +62,21 @@ def test_train_liver_prints_the_runs_test_liver_dice(tmp_path, capsys) -> None:
     out = capsys.readouterr().out
     assert "train-liver: test/dice_liver = 0.874" in out
     assert "chance 0.000: background everywhere" in out and "paper 0.965" in out
+
+
+def test_fer2013_on_embedded_data_reads_the_standard_stem_arm(tmp_path, capsys) -> None:
+    _run(tmp_path, "fer2013-resnet50", "20240101-000000", {"test/acc": 0.31})
+    _run(tmp_path, "fer2013-resnet50-standard", "20240101-000000", {"test/acc": 0.55})
+    main(["train-fer2013", "--runs", str(tmp_path), "--preset", "fer2013-resnet50-standard"])
+    out = capsys.readouterr().out
+    assert "fer2013-resnet50-standard test/acc = 0.550" in out and "0.310" not in out
+    assert "no figure for this preset; its best is 0.607" in out
+
+
+def test_a_preset_the_target_never_fits_is_refused(tmp_path, capsys) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["train-fer2013", "--runs", str(tmp_path), "--preset", "ckplus-resnet50"])
+    assert stop.value.code == 2
+    assert "train-fer2013 fits one of fer2013-resnet50, fer2013-resnet50-standard" in (
+        capsys.readouterr().err
+    )
