@@ -69,8 +69,9 @@ def _above_chance(target: str, value: float, bar: float) -> None:
 
 
 #: Measured: test kNN accuracy 0.824 (``make train-faceexpr``: Adam 1e-4, batch 16, 8 epochs,
-#: doubled training set; generator v3), and 0.801 in a single-threaded run. The test split holds 176 faces, so one standard error is
-#: about 0.03: the bar sits five below the measurement and far above chance (0.258).
+#: doubled training set; generator v3), and 0.801 in a single-threaded run. The test split
+#: holds 176 faces, so one standard error is about 0.03: the bar sits five below the measurement
+#: and far above chance (0.258).
 FACEEXPR_KNN_BAR = 0.65
 
 
@@ -80,8 +81,9 @@ def test_train_faceexpr_learns_at_the_papers_settings(tmp_path: Path) -> None:
     _above_chance("train-faceexpr", test["test/knn_acc"], FACEEXPR_KNN_BAR)
 
 
-#: Measured: test liver Dice 0.703 after 5 epochs at the preset's Adam 1e-3 (128 px). The test
-#: split is one phantom volume, so the bar sits well below.
+#: Measured: test liver Dice 0.816 after 5 epochs at the preset's Adam 1e-3 (128 px, 10 phantoms
+#: of 16 slices; 0.703 with 8 slices). The test split is one phantom volume, so the bar sits well
+#: below.
 LIVER_DICE_BAR = 0.5
 
 
@@ -91,9 +93,12 @@ def test_train_liver_finds_the_liver(tmp_path: Path) -> None:
     _above_chance("train-liver", test["test/dice_liver"], LIVER_DICE_BAR)
 
 
-#: Measured: test liver Dice 0.916 of the best of 8 trials (TPE, median pruner), 2 of 8 trials
-#: (one complete, one pruned) on the all-background plateau. The test split is one phantom volume and each start of
-#: the sweep samples its own parameters, so the bars leave room: best >= 0.75, plateau <= 3.
+#: Measured with 16 slices per phantom: test liver Dice 0.935 of the best of 8 trials (TPE, median
+#: pruner), 2 of 8 trials (both pruned) on the all-background plateau. With 8 slices two fresh
+#: sweeps left 2 and 5 of 8 there. Each start samples its own parameters (the sampler's seed mixes
+#: in the pid and time), so the plateau count is a random draw: at the measured rate (about 1 in
+#: 4) at most 3 of 8 holds about 9 times in 10, at most 2 only about 7 in 10. The test split is
+#: one phantom volume: best >= 0.75.
 SWEEP_DICE_BAR = 0.75
 SWEEP_MAX_PLATEAU = 3
 
@@ -110,17 +115,20 @@ def test_sweep_liver_finds_the_liver(tmp_path: Path) -> None:
     assert len(stuck) <= SWEEP_MAX_PLATEAU, stuck
 
 
-#: Measured: the raw arm's test accuracy 0.775 on the 80 embedded test faces (112 px, 10 epochs,
-#: generator v2); one standard error is about 0.047, and the bar sits near three below.
+#: Measured: test accuracy raw 0.725 / segmented 0.750 on the 80 embedded test faces
+#: (``make train-autism``: 80 px, 8 epochs per arm, the segmenter 2; generator v2), and raw 0.763 /
+#: segmented 0.750 in a single-threaded run of the same settings. One standard error is about
+#: 0.05: the bars sit near 1.5 and 3 of them below the lower figures, far above chance (0.5).
 AUTISM_RAW_BAR = 0.65
+AUTISM_SEG_BAR = 0.6
 
 
 def test_train_autism_raw_arm_learns_the_face_geometry(tmp_path: Path) -> None:
     runs = _make("train-autism", tmp_path)
     raw = _test_metrics(runs, "autism-resnet50")
     _above_chance("train-autism", raw["test/acc"], AUTISM_RAW_BAR)
-    seg = _test_metrics(runs, "autism-seg-resnet50")  # the segmented arm finished and was tested
-    assert 0.0 <= seg["test/acc"] <= 1.0
+    seg = _test_metrics(runs, "autism-seg-resnet50")
+    _above_chance("train-autism", seg["test/acc"], AUTISM_SEG_BAR)
 
 
 #: Measured: test accuracy 0.838 on the 74 test images of the paper's random 80/20 split
@@ -133,3 +141,16 @@ def test_train_ckplus_learns_from_scratch(tmp_path: Path) -> None:
     runs = _make("train-ckplus", tmp_path)
     test = _test_metrics(runs, "ckplus-resnet50-scratch")
     _above_chance("train-ckplus", test["test/acc"], CKPLUS_BAR)
+
+
+#: Measured: test accuracy 0.831 on the 350 PrivateTest rows of the embedded CSV
+#: (``make train-fer2013``: the standard-stem arm, SGD 0.01, augmented, 10 epochs; generator v2),
+#: and 0.854 after 12 epochs in a single-threaded run. One standard error is about 0.02, but
+#: SGD's validation accuracy jumps by 0.1 between epochs here: the bar sits 0.13 below.
+FER2013_BAR = 0.7
+
+
+def test_train_fer2013_learns_the_embedded_expressions(tmp_path: Path) -> None:
+    runs = _make("train-fer2013", tmp_path)
+    test = _test_metrics(runs, "fer2013-resnet50-standard")
+    _above_chance("train-fer2013", test["test/acc"], FER2013_BAR)
