@@ -168,26 +168,3 @@ def fer2013_epoch_seconds(rows: int, epochs_args: list[str]) -> dict[str, float]
         out["epoch_s_augment_on_sample"] / out["epoch_s_augment_on_batch"], 2
     )
     return out
-
-
-def stem_cost(batch: int = 64, steps: int = 3) -> dict[str, float]:
-    """Training images/s of the FER2013 ResNet-50 with the paper's modified 48-px stem and with
-    the standard stem, on 48x48 gray images (forward, backward and an SGD step; the first step
-    not timed). ``make train-fer2013`` on the embedded CSV fits the standard stem for this."""
-    from litlab.lightning_modules.classification import ClassificationModule
-
-    out: dict[str, float] = {"batch": batch}
-    x, y = torch.randn(batch, 1, 48, 48), torch.randint(0, 7, (batch,))
-    for stem in ("fer48", "standard"):
-        net = ClassificationModule(backbone="resnet50", num_classes=7, in_chans=1, stem=stem).net
-        opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-        for i in range(steps + 1):
-            if i == 1:
-                t0 = time.perf_counter()
-            loss = torch.nn.functional.cross_entropy(net(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        out[f"{stem}_images_per_s"] = round(steps * batch / (time.perf_counter() - t0), 1)
-    out["standard_over_fer48"] = round(out["standard_images_per_s"] / out["fer48_images_per_s"], 1)
-    return out
